@@ -1,0 +1,339 @@
+package decisions
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/oklog/ulid/v2"
+	"google.golang.org/protobuf/proto"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// Defaults for Options.
+const (
+	DefaultAppealWindow       = 30 * 24 * time.Hour
+	DefaultAppealDue          = 15 * 24 * time.Hour
+	DefaultCheckpointInterval = 100_000
+	DefaultCheckpointPeriod   = time.Hour
+)
+
+// CommitFunc runs fn in the engine's committer goroutine, in order with
+// Append, and returns once the batch fn filled is durably committed (or
+// failed). The engine provides it.
+type CommitFunc func(fn func(b *pebble.Batch) error) error
+
+// Options configure a Log. The zero value works (appeals and labels need
+// Commit).
+type Options struct {
+	// Clock is the time source (default: the system clock).
+	Clock clock.Clock
+	// AppealWindow is how long after decided_at a decision may be appealed
+	// (default 30 days). The engine sets appeal_deadline from it; File falls
+	// back to it when a record has no deadline.
+	AppealWindow time.Duration
+	// AppealDue is how long reviewers have to resolve an appeal (default 15 days).
+	AppealDue time.Duration
+	// CheckpointInterval logs a checkpoint every this many chain entries
+	// (default 100,000).
+	CheckpointInterval uint64
+	// CheckpointPeriod logs a checkpoint at least this often while the chain
+	// grows (default 1h).
+	CheckpointPeriod time.Duration
+	// Logger receives checkpoints and notable events (default slog.Default()).
+	Logger *slog.Logger
+	// Commit runs appeal and label writes in the committer (required for
+	// File, StartReview, Resolve, PutLabel).
+	Commit CommitFunc
+
+	checkpointPoll time.Duration // how often the checkpointer looks (tests)
+}
+
+func (o *Options) ensureDefaults() {
+	o.Clock = clock.Or(o.Clock)
+	if o.AppealWindow <= 0 {
+		o.AppealWindow = DefaultAppealWindow
+	}
+	if o.AppealDue <= 0 {
+		o.AppealDue = DefaultAppealDue
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.CheckpointPeriod <= 0 {
+		o.CheckpointPeriod = DefaultCheckpointPeriod
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.checkpointPoll <= 0 {
+		o.checkpointPoll = time.Second
+	}
+}
+
+// Head is the chain's last entry: its sequence number (= entry count) and hash.
+type Head struct {
+	Seq  uint64
+	Hash [32]byte
+}
+
+// Log is the decision log. See the package doc for what is safe for
+// concurrent use.
+type Log struct {
+	db   *pebble.DB
+	opts Options
+
+	mu      sync.Mutex // guards head and scratch; held by Append*
+	head    Head
+	scratch []byte
+
+	locks [64]sync.Mutex // per appeal / decision stripes
+
+	statsMu   sync.Mutex
+	overturns map[string]int // rule id -> overturned decisions; guarded by statsMu
+
+	cpMu   sync.Mutex
+	lastCP Checkpoint // guarded by cpMu
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Open loads the chain head and starts the checkpointer. db must stay open
+// until Close.
+func Open(db *pebble.DB, opts Options) (*Log, error) {
+	if db == nil {
+		return nil, errors.New("decisions: nil db")
+	}
+	opts.ensureDefaults()
+	l := &Log{db: db, opts: opts, overturns: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	h, err := readHead(db)
+	if err != nil {
+		return nil, err
+	}
+	l.head = h
+	if err := l.loadOverturns(); err != nil {
+		return nil, err
+	}
+	l.lastCP = Checkpoint{Seq: h.Seq, Count: h.Seq, Hash: hexHash(h.Hash), At: opts.Clock.Now().UTC()}
+	opts.Logger.Info("decisions: chain head", "seq", h.Seq, "hash", hexHash(h.Hash))
+	go l.checkpointer()
+	return l, nil
+}
+
+// Close stops the checkpointer (logging a final checkpoint). It does not close db.
+func (l *Log) Close() error {
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+	})
+	return nil
+}
+
+// Options returns the effective options (defaults filled in).
+func (l *Log) Options() Options { return l.opts }
+
+var headKey = []byte{keys.ChainHead}
+
+func readHead(r pebble.Reader) (Head, error) {
+	v, c, err := r.Get(headKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Head{}, nil
+	}
+	if err != nil {
+		return Head{}, fmt.Errorf("decisions: read head: %w", err)
+	}
+	defer c.Close()
+	if len(v) != 40 {
+		return Head{}, fmt.Errorf("decisions: head record has %d bytes, want 40", len(v))
+	}
+	var h Head
+	h.Seq = binary.BigEndian.Uint64(v)
+	copy(h.Hash[:], v[8:])
+	return h, nil
+}
+
+// Head returns the in-memory chain head (including appends not yet committed).
+func (l *Log) Head() Head {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
+}
+
+// Rewind resets the in-memory head to h, which the committer saved before a
+// group whose commit failed. The failed batch's writes never reached the store.
+func (l *Log) Rewind(h Head) {
+	l.mu.Lock()
+	l.head = h
+	l.mu.Unlock()
+}
+
+var entropy = &lockedEntropy{m: ulid.Monotonic(rand.Reader, 0)}
+
+type lockedEntropy struct {
+	mu sync.Mutex
+	m  *ulid.MonotonicEntropy
+}
+
+func (e *lockedEntropy) newID(ms uint64) (ulid.ULID, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return ulid.New(ms, e.m)
+}
+
+// NewID returns a new ULID for time t: time-ordered, and monotonic within a
+// millisecond across goroutines.
+func NewID(t time.Time) string {
+	id, err := entropy.newID(ulid.Timestamp(t))
+	if err != nil {
+		// Monotonic entropy overflowed within one millisecond (2^80 ids):
+		// fall back to fresh randomness rather than fail a decision.
+		id = ulid.MustNew(ulid.Timestamp(t), rand.Reader)
+	}
+	return id.String()
+}
+
+// Pending is a decision marshaled by Prepare, ready for Append.
+type Pending struct {
+	id      ulid.ULID
+	pseud   string
+	decided int64
+	body    []byte // deterministic proto encoding of the decision
+}
+
+// ID returns the decision id.
+func (p *Pending) ID() string { return p.id.String() }
+
+var marshalOpts = proto.MarshalOptions{Deterministic: true}
+
+// Prepare validates and marshals d outside the commit path. d must carry a
+// ULID decision_id (NewID) and decided_at; accountPseudonym indexes it for
+// ListByAccount.
+func (l *Log) Prepare(d *riskv1.Decision, accountPseudonym string) (*Pending, error) {
+	id, err := ulid.ParseStrict(d.GetDecisionId())
+	if err != nil {
+		return nil, &FieldError{Field: "decision_id", Reason: "not a ULID"}
+	}
+	if d.GetDecidedAt() == nil {
+		return nil, &FieldError{Field: "decided_at", Reason: "missing"}
+	}
+	if len(accountPseudonym) > 1024 {
+		return nil, &FieldError{Field: "account pseudonym", Reason: "longer than 1024 bytes"}
+	}
+	body, err := marshalOpts.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("decisions: marshal %s: %w", d.GetDecisionId(), err)
+	}
+	return &Pending{id: id, pseud: accountPseudonym, decided: d.GetDecidedAt().AsTime().UnixNano(), body: body}, nil
+}
+
+// Append adds the prepared decision to the chain and writes its record,
+// chain entry, indexes and the new head into b. Only the committer calls it,
+// in commit order.
+func (l *Log) Append(b *pebble.Batch, p *Pending) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq := l.head.Seq + 1
+	rec := encodeRecord(l.scratch[:0], seq, p.pseud, p.body)
+	l.scratch = rec
+	ref := p.id[:]
+	key := decisionKey(p.id)
+	if err := b.Set(key, rec, nil); err != nil {
+		return fmt.Errorf("decisions: append %s: %w", p.id, err)
+	}
+	if err := b.Set(accountKey(p.pseud, p.id), nil, nil); err != nil {
+		return fmt.Errorf("decisions: append %s: %w", p.id, err)
+	}
+	if err := b.Set(timeKey(p.decided, p.id), nil, nil); err != nil {
+		return fmt.Errorf("decisions: append %s: %w", p.id, err)
+	}
+	return l.linkLocked(b, seq, KindDecision, ref, digest(rec), nil)
+}
+
+// AppendEntry appends an entry of kind (not KindDecision) whose record is
+// body itself, stored inside the chain entry, linked to decisionID (may be
+// empty). Only the committer calls it, in commit order. It returns the
+// entry's sequence number.
+func (l *Log) AppendEntry(b *pebble.Batch, kind Kind, decisionID string, body []byte) (uint64, error) {
+	if kind == KindDecision || kind == 0 || kind >= kindEnd {
+		return 0, &FieldError{Field: "kind", Reason: fmt.Sprintf("%d cannot be appended as an inline entry", kind)}
+	}
+	var ref []byte
+	if decisionID != "" {
+		id, err := ulid.ParseStrict(decisionID)
+		if err != nil {
+			return 0, &FieldError{Field: "decision_id", Reason: "not a ULID"}
+		}
+		ref = id[:]
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq := l.head.Seq + 1
+	return seq, l.linkLocked(b, seq, kind, ref, digest(body), body)
+}
+
+// linkLocked writes chain entry seq and the new head, and advances the
+// in-memory head. l.mu is held.
+func (l *Log) linkLocked(b *pebble.Batch, seq uint64, kind Kind, ref []byte, dg [32]byte, body []byte) error {
+	h := entryHash(seq, l.head.Hash, kind, ref, dg)
+	var kbuf [9]byte
+	kbuf[0] = keys.DecisionChain
+	binary.BigEndian.PutUint64(kbuf[1:], seq)
+	ev := encodeEntry(make([]byte, 0, 34+len(ref)+len(body)), kind, h, ref, body)
+	if err := b.Set(kbuf[:], ev, nil); err != nil {
+		return fmt.Errorf("decisions: chain entry %d: %w", seq, err)
+	}
+	var hv [40]byte
+	binary.BigEndian.PutUint64(hv[:], seq)
+	copy(hv[8:], h[:])
+	if err := b.Set(headKey, hv[:], nil); err != nil {
+		return fmt.Errorf("decisions: chain head %d: %w", seq, err)
+	}
+	l.head = Head{Seq: seq, Hash: h}
+	return nil
+}
+
+// decisionKey is DecisionRecord | 16-byte ULID.
+func decisionKey(id ulid.ULID) []byte {
+	k := make([]byte, 17)
+	k[0] = keys.DecisionRecord
+	copy(k[1:], id[:])
+	return k
+}
+
+// accountKey is DecisionByAccount | uvarint len | pseudonym | inverted ULID,
+// so that a prefix scan runs newest first.
+func accountKey(pseud string, id ulid.ULID) []byte {
+	k := accountPrefix(pseud)
+	for _, c := range id {
+		k = append(k, ^c)
+	}
+	return k
+}
+
+func accountPrefix(pseud string) []byte {
+	k := make([]byte, 0, 1+binary.MaxVarintLen64+len(pseud)+16)
+	k = append(k, keys.DecisionByAccount)
+	k = binary.AppendUvarint(k, uint64(len(pseud)))
+	return append(k, pseud...)
+}
+
+// timeKey is DecisionByTime | decided time | ULID (retention, Search).
+func timeKey(unixNano int64, id ulid.ULID) []byte {
+	k := make([]byte, 0, 25)
+	k = append(k, keys.DecisionByTime)
+	k = keys.AppendTime(k, unixNano)
+	return append(k, id[:]...)
+}
+
+var _ io.Closer = (*Log)(nil)
