@@ -1,0 +1,330 @@
+package features
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/axiomhq/hyperloglog"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// slots is the number of granules in a window (and in a period).
+const slots = 60
+
+// ExactDistinctLimit is the number of distinct values a distinct state keeps
+// exactly per key and period; past it the state becomes per-granule
+// HyperLogLog sketches (precision 14: standard error 0.81%, documented bound 2%).
+const ExactDistinctLimit = 1024
+
+// lastKeep is how many of the latest values a last state keeps per period,
+// so that a late event still finds its own predecessor among them.
+const lastKeep = 8
+
+// Encoded state tags (first byte of every stored value and operand).
+const (
+	tagCount    byte = 1 // (slot byte, zigzag varint n)*
+	tagDistinct byte = 2 // (hash u64, slot mask u64)*, sorted by hash
+	tagHLL      byte = 3 // (slot byte, uvarint len, sketch)*
+	tagLast     byte = 4 // (time i64, lat f64, lon f64)*, newest first
+)
+
+var errCorrupt = errors.New("features: corrupt state")
+
+type slotCount struct {
+	slot uint8
+	n    int64
+}
+
+type lastVal struct {
+	t        int64
+	lat, lon float64
+}
+
+// newer orders last values: later time first, then larger coordinates, so
+// that the choice among equal times does not depend on arrival order.
+func (a lastVal) newer(b lastVal) bool {
+	if a.t != b.t {
+		return a.t > b.t
+	}
+	if a.lat != b.lat {
+		return a.lat > b.lat
+	}
+	return a.lon > b.lon
+}
+
+// state is the decoded value of one (state, period, entity) key. Exactly one
+// representation is in use, named by tag; tag 0 is the empty state.
+type state struct {
+	tag  byte
+	cnt  []slotCount       // tagCount, sorted by slot
+	set  map[uint64]uint64 // tagDistinct: value hash -> mask of slots it was seen in
+	hll  *[slots]*hyperloglog.Sketch
+	last []lastVal // tagLast, newest first, at most lastKeep
+}
+
+func (s *state) addCount(slot uint8, n int64) {
+	s.tag = tagCount
+	i := sort.Search(len(s.cnt), func(i int) bool { return s.cnt[i].slot >= slot })
+	if i < len(s.cnt) && s.cnt[i].slot == slot {
+		s.cnt[i].n += n
+		return
+	}
+	s.cnt = slices.Insert(s.cnt, i, slotCount{slot, n})
+}
+
+// sumRange sums the counts of slots lo..hi (inclusive).
+func (s *state) sumRange(lo, hi int) int64 {
+	var t int64
+	for _, c := range s.cnt {
+		if int(c.slot) >= lo && int(c.slot) <= hi {
+			t += c.n
+		}
+	}
+	return t
+}
+
+func (s *state) addDistinct(h, mask uint64) {
+	switch s.tag {
+	case tagHLL:
+		s.hllInsert(h, mask)
+		return
+	case 0:
+		s.tag = tagDistinct
+	}
+	if s.set == nil {
+		s.set = make(map[uint64]uint64, 4)
+	}
+	s.set[h] |= mask
+	if len(s.set) > ExactDistinctLimit {
+		s.toHLL()
+	}
+}
+
+func (s *state) hllInsert(h, mask uint64) {
+	for mask != 0 {
+		slot := bitsTrailing(mask)
+		mask &^= 1 << slot
+		sk := s.hll[slot]
+		if sk == nil {
+			sk = hyperloglog.New14()
+			s.hll[slot] = sk
+		}
+		sk.InsertHash(h)
+	}
+}
+
+func (s *state) toHLL() {
+	s.tag = tagHLL
+	s.hll = new([slots]*hyperloglog.Sketch)
+	for h, m := range s.set {
+		s.hllInsert(h, m)
+	}
+	s.set = nil
+}
+
+func (s *state) addLast(v lastVal) {
+	s.tag = tagLast
+	for _, x := range s.last {
+		if x == v {
+			return
+		}
+	}
+	i := 0
+	for i < len(s.last) && s.last[i].newer(v) {
+		i++
+	}
+	if i >= lastKeep {
+		return
+	}
+	s.last = slices.Insert(s.last, i, v)
+	if len(s.last) > lastKeep {
+		s.last = s.last[:lastKeep]
+	}
+}
+
+// merge adds the encoded state or operand b. Merging is commutative and
+// associative, so pebble may combine operands in any grouping and the
+// engine's committer may commit events in any order.
+func (s *state) merge(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	tag, b := b[0], b[1:]
+	if s.tag != 0 && s.tag != tag && !(isDistinct(s.tag) && isDistinct(tag)) {
+		return fmt.Errorf("%w: merging tag %d into %d", errCorrupt, tag, s.tag)
+	}
+	switch tag {
+	case tagCount:
+		for len(b) > 0 {
+			slot := b[0]
+			n, k := binary.Varint(b[1:])
+			if k <= 0 || slot >= slots {
+				return errCorrupt
+			}
+			s.addCount(slot, n)
+			b = b[1+k:]
+		}
+		if s.tag == 0 {
+			s.tag = tagCount
+		}
+	case tagDistinct:
+		if len(b)%16 != 0 {
+			return errCorrupt
+		}
+		if s.tag == 0 {
+			s.tag = tagDistinct
+		}
+		for ; len(b) > 0; b = b[16:] {
+			m := binary.BigEndian.Uint64(b[8:])
+			if m>>slots != 0 {
+				return errCorrupt
+			}
+			s.addDistinct(binary.BigEndian.Uint64(b), m)
+		}
+	case tagHLL:
+		if s.tag != tagHLL {
+			if s.tag == 0 {
+				s.set = nil
+			}
+			s.toHLL()
+		}
+		for len(b) > 0 {
+			slot := b[0]
+			n, k := binary.Uvarint(b[1:])
+			if k <= 0 || slot >= slots || uint64(len(b)-1-k) < n {
+				return errCorrupt
+			}
+			sk := hyperloglog.New14()
+			if err := sk.UnmarshalBinary(b[1+k : 1+k+int(n)]); err != nil {
+				return fmt.Errorf("%w: %v", errCorrupt, err)
+			}
+			if s.hll[slot] == nil {
+				s.hll[slot] = sk
+			} else if err := s.hll[slot].Merge(sk); err != nil {
+				return fmt.Errorf("%w: %v", errCorrupt, err)
+			}
+			b = b[1+k+int(n):]
+		}
+	case tagLast:
+		if len(b)%24 != 0 {
+			return errCorrupt
+		}
+		if s.tag == 0 {
+			s.tag = tagLast
+		}
+		for ; len(b) > 0; b = b[24:] {
+			s.addLast(lastVal{
+				t:   int64(binary.BigEndian.Uint64(b)),
+				lat: math.Float64frombits(binary.BigEndian.Uint64(b[8:])),
+				lon: math.Float64frombits(binary.BigEndian.Uint64(b[16:])),
+			})
+		}
+	default:
+		return fmt.Errorf("%w: unknown tag %d", errCorrupt, tag)
+	}
+	return nil
+}
+
+func isDistinct(t byte) bool { return t == tagDistinct || t == tagHLL }
+
+// encode appends the state's stored form to dst.
+func (s *state) encode(dst []byte) ([]byte, error) {
+	switch s.tag {
+	case 0:
+		return dst, nil
+	case tagCount:
+		dst = append(dst, tagCount)
+		for _, c := range s.cnt {
+			dst = append(dst, c.slot)
+			dst = binary.AppendVarint(dst, c.n)
+		}
+	case tagDistinct:
+		dst = append(dst, tagDistinct)
+		hs := make([]uint64, 0, len(s.set))
+		for h := range s.set {
+			hs = append(hs, h)
+		}
+		slices.Sort(hs)
+		for _, h := range hs {
+			dst = binary.BigEndian.AppendUint64(dst, h)
+			dst = binary.BigEndian.AppendUint64(dst, s.set[h])
+		}
+	case tagHLL:
+		dst = append(dst, tagHLL)
+		for slot, sk := range s.hll {
+			if sk == nil {
+				continue
+			}
+			b, err := sk.MarshalBinary()
+			if err != nil {
+				return nil, err
+			}
+			dst = append(dst, byte(slot))
+			dst = binary.AppendUvarint(dst, uint64(len(b)))
+			dst = append(dst, b...)
+		}
+	case tagLast:
+		dst = append(dst, tagLast)
+		for _, v := range s.last {
+			dst = appendLast(dst, v)
+		}
+	}
+	return dst, nil
+}
+
+func appendLast(dst []byte, v lastVal) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(v.t))
+	dst = appendFloat(dst, v.lat)
+	return appendFloat(dst, v.lon)
+}
+
+func appendFloat(dst []byte, f float64) []byte {
+	return binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
+}
+
+func bitsTrailing(m uint64) uint {
+	var n uint
+	for m&1 == 0 {
+		m >>= 1
+		n++
+	}
+	return n
+}
+
+// mergerName is stored by pebble; a DB opened with another merger fails.
+const mergerName = "riskd.features.v1"
+
+// Merger returns the merge operator the store's DB must be opened with. It
+// combines feature-state operands (keys under keys.FeatureState) and leaves
+// every other key to pebble's default (concatenating) merger.
+func Merger() *pebble.Merger {
+	return &pebble.Merger{
+		Name: mergerName,
+		Merge: func(key, value []byte) (pebble.ValueMerger, error) {
+			if len(key) == 0 || key[0] != keys.FeatureState {
+				return pebble.DefaultMerger.Merge(key, value)
+			}
+			m := &valueMerger{}
+			if err := m.st.merge(value); err != nil {
+				return nil, err
+			}
+			return m, nil
+		},
+	}
+}
+
+type valueMerger struct{ st state }
+
+func (m *valueMerger) MergeNewer(v []byte) error { return m.st.merge(v) }
+func (m *valueMerger) MergeOlder(v []byte) error { return m.st.merge(v) }
+func (m *valueMerger) Finish(bool) ([]byte, io.Closer, error) {
+	b, err := m.st.encode(nil)
+	return b, nil, err
+}

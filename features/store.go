@@ -1,0 +1,762 @@
+package features
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// ErrNoDB is returned by Open without a DB.
+var ErrNoDB = errors.New("features: Options.DB is required")
+
+// ListMatcher counts how many of values are on the named list. It is
+// satisfied by features/lists; nil means every list is empty.
+type ListMatcher interface {
+	CountMembers(list string, values []string) int
+}
+
+// Options configure a Store. The zero value works except for DB.
+type Options struct {
+	// DB holds the state; it must be opened with Merger(). Required.
+	DB *pebble.DB
+	// Catalog defaults to DefaultCatalog().
+	Catalog *Catalog
+	// Lists answers list_count features; nil counts 0.
+	Lists ListMatcher
+	// CacheEntries bounds the hot-state LRU (one entry per feature state,
+	// period and entity; in-flight entries are pinned on top). Default 262144.
+	CacheEntries int
+	// Clock defaults to the system clock; Sweep and Show read it.
+	Clock clock.Clock
+	// Lateness is the oldest event (relative to now) the store must still
+	// count correctly; it should equal ingest's MaxEventAge. Default 24h.
+	Lateness time.Duration
+}
+
+// DefaultCacheEntries is the default Options.CacheEntries.
+const DefaultCacheEntries = 1 << 18
+
+// DefaultLateness is the default Options.Lateness.
+const DefaultLateness = 24 * time.Hour
+
+const stripes = 1024
+
+// Store computes and keeps feature state. It is safe for concurrent use.
+type Store struct {
+	db       *pebble.DB
+	cat      *Catalog
+	lists    ListMatcher
+	clock    clock.Clock
+	lateness time.Duration
+	cache    *cache
+	locks    [stripes]sync.Mutex
+	vms      sync.Pool
+}
+
+// Open returns a Store over opts.DB.
+func Open(opts Options) (*Store, error) {
+	if opts.DB == nil {
+		return nil, ErrNoDB
+	}
+	if opts.Catalog == nil {
+		opts.Catalog = DefaultCatalog()
+	}
+	if opts.CacheEntries <= 0 {
+		opts.CacheEntries = DefaultCacheEntries
+	}
+	if opts.Lateness <= 0 {
+		opts.Lateness = DefaultLateness
+	}
+	s := &Store{
+		db:       opts.DB,
+		cat:      opts.Catalog,
+		lists:    opts.Lists,
+		clock:    clock.Or(opts.Clock),
+		lateness: opts.Lateness,
+		cache:    newCache(opts.CacheEntries),
+	}
+	s.vms.New = func() any { return new(vm.VM) }
+	return s, nil
+}
+
+// Catalog returns the store's catalog.
+func (s *Store) Catalog() *Catalog { return s.cat }
+
+// Pending is what Apply wrote in memory for one event; hand it to Done once
+// the batch's fate is known.
+type Pending struct {
+	pins []pin
+	done bool
+}
+
+type pin struct {
+	h uint64
+	e *entry
+}
+
+// Done settles an Apply: committed says whether its batch reached disk. A
+// failed commit drops the entries it touched from memory (once no other
+// in-flight event needs them) so that the next read reloads from disk.
+// Done(nil, ...) and a second Done are no-ops.
+func (s *Store) Done(p *Pending, committed bool) {
+	if p == nil || p.done {
+		return
+	}
+	p.done = true
+	for _, x := range p.pins {
+		s.cache.release(x.h, x.e, committed)
+	}
+	p.pins = nil
+}
+
+// plan is one state's part in one evaluation.
+type plan struct {
+	si      int
+	ok      bool   // applicable
+	ent     []byte // entity key (view into work.buf)
+	stripe  int
+	hi      int64 // windowed: granule index of t; last: period of t
+	cur     *entry
+	prev    *entry // nil when the window does not reach the previous period
+	curH    uint64
+	of      []byte // distinct: the value's pseudonym
+	hasOf   bool
+	sum     int64
+	res     stateRead
+	curKey  []byte
+	prevKey []byte
+}
+
+type stateRead struct {
+	n     int64
+	found bool
+	last  lastVal
+}
+
+type work struct {
+	plans   []plan
+	buf     []byte
+	filters []int8 // 0 unknown, 1 true, -1 false
+	env     any
+	op      []byte
+	stripes []int
+}
+
+var workPool = sync.Pool{New: func() any { return new(work) }}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
+
+func (s *Store) filterTrue(w *work, ev *event.Event, fi int) (bool, error) {
+	if fi < 0 {
+		return true, nil
+	}
+	switch w.filters[fi] {
+	case 1:
+		return true, nil
+	case -1:
+		return false, nil
+	}
+	if w.env == nil {
+		w.env = *ev // boxed once per evaluation; expr runs fastest on a struct value
+	}
+	m := s.vms.Get().(*vm.VM)
+	out, err := m.Run(s.cat.filters[fi].prog, w.env)
+	s.vms.Put(m)
+	if err != nil {
+		return false, fmt.Errorf("features: where %q: %w", s.cat.filters[fi].src, err)
+	}
+	b, _ := out.(bool)
+	if b {
+		w.filters[fi] = 1
+	} else {
+		w.filters[fi] = -1
+	}
+	return b, nil
+}
+
+func appendPeriod(dst []byte, p int64) []byte { return keys.AppendTime(dst, p) }
+
+func (s *Store) appendKey(dst []byte, st *stateDef, period int64, ent []byte) []byte {
+	dst = append(dst, keys.FeatureState, byte(st.id>>8), byte(st.id))
+	dst = appendPeriod(dst, period)
+	return append(dst, ent...)
+}
+
+// prepare decides which states apply to ev and builds their keys.
+func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
+	states := s.cat.states
+	if cap(w.plans) < len(states) {
+		w.plans = make([]plan, len(states))
+	}
+	w.plans = w.plans[:len(states)]
+	if cap(w.filters) < len(s.cat.filters) {
+		w.filters = make([]int8, len(s.cat.filters))
+	}
+	w.filters = w.filters[:len(s.cat.filters)]
+	clear(w.filters)
+	w.env = nil
+	w.buf = w.buf[:0]
+	w.stripes = w.stripes[:0]
+	t := ev.OccurredAt.UnixNano()
+	// Entity keys first, into one buffer; slices are taken once it stops growing.
+	type span struct{ a, b, oa, ob int }
+	var spansArr [32]span
+	spans := spansArr[:0]
+	for si, st := range states {
+		p := &w.plans[si]
+		ck, pk := p.curKey, p.prevKey
+		*p = plan{si: si, curKey: ck, prevKey: pk}
+		spans = append(spans, span{})
+		if !ignoreFilters {
+			if st.types != 0 && st.types&(1<<ev.Type) == 0 {
+				continue
+			}
+			ok, err := s.filterTrue(w, ev, st.filter)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+		}
+		a := len(w.buf)
+		ok := true
+		for _, kf := range st.key {
+			start := len(w.buf)
+			w.buf = append(w.buf, 0)
+			var has bool
+			w.buf, has = kf.get(ev, w.buf)
+			if !has || len(w.buf)-start-1 > 255 {
+				ok = false
+				break
+			}
+			w.buf[start] = byte(len(w.buf) - start - 1)
+		}
+		if !ok {
+			w.buf = w.buf[:a]
+			continue
+		}
+		if st.lastLoc && !ev.Has.Location {
+			w.buf = w.buf[:a]
+			continue
+		}
+		spans[si] = span{a: a, b: len(w.buf)}
+		p.ok = true
+		switch st.agg {
+		case AggDistinct:
+			oa := len(w.buf)
+			w.buf, p.hasOf = st.of.get(ev, w.buf)
+			spans[si].oa, spans[si].ob = oa, len(w.buf)
+		case AggSum:
+			if !ignoreFilters {
+				if w.env == nil {
+					w.env = *ev
+				}
+				m := s.vms.Get().(*vm.VM)
+				out, err := m.Run(st.sum, w.env)
+				s.vms.Put(m)
+				if err != nil {
+					return fmt.Errorf("features: %s of: %w", st.first, err)
+				}
+				p.sum, _ = out.(int64)
+			}
+		}
+		if st.agg == AggLast {
+			p.hi = floorDiv(t, int64(st.window))
+		} else {
+			p.hi = ceilDiv(t, st.gran)
+		}
+	}
+	for si := range w.plans {
+		p := &w.plans[si]
+		if !p.ok {
+			continue
+		}
+		sp := spans[si]
+		p.ent = w.buf[sp.a:sp.b:sp.b]
+		p.of = w.buf[sp.oa:sp.ob:sp.ob]
+		h := xxhash.Sum64(p.ent) ^ uint64(states[si].id)*0x9E3779B97F4A7C15
+		p.stripe = int(h % stripes)
+		w.stripes = append(w.stripes, p.stripe)
+	}
+	slices.Sort(w.stripes)
+	w.stripes = slices.Compact(w.stripes)
+	return nil
+}
+
+func (s *Store) lock(w *work) {
+	for _, i := range w.stripes {
+		s.locks[i].Lock()
+	}
+}
+
+func (s *Store) unlock(w *work) {
+	for i := len(w.stripes) - 1; i >= 0; i-- {
+		s.locks[w.stripes[i]].Unlock()
+	}
+}
+
+// load returns the entry for key from the cache or the DB.
+func (s *Store) load(key []byte, pinIt bool, pend *Pending) (*entry, uint64, error) {
+	h := xxhash.Sum64(key)
+	if e := s.cache.get(h, key, pinIt); e != nil {
+		if pinIt {
+			pend.pins = append(pend.pins, pin{h, e})
+		}
+		return e, h, nil
+	}
+	e := &entry{key: string(key)}
+	v, closer, err := s.db.Get(key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return nil, 0, fmt.Errorf("features: read state: %w", err)
+	default:
+		err = e.st.merge(v)
+		closer.Close()
+		if err != nil {
+			return nil, 0, fmt.Errorf("features: state %x: %w", key, err)
+		}
+	}
+	s.cache.put(h, e, pinIt)
+	if pinIt {
+		pend.pins = append(pend.pins, pin{h, e})
+	}
+	return e, h, nil
+}
+
+// loadAll fetches the entries every applicable plan reads. Called with the
+// stripes locked.
+func (s *Store) loadAll(w *work, pend *Pending) error {
+	for si := range w.plans {
+		p := &w.plans[si]
+		if !p.ok {
+			continue
+		}
+		st := s.cat.states[si]
+		var curP, prevP int64
+		needPrev := true
+		if st.agg == AggLast {
+			curP, prevP = p.hi, p.hi-1
+		} else {
+			curP = floorDiv(p.hi, slots)
+			prevP = floorDiv(p.hi-(slots-1), slots)
+			needPrev = prevP != curP
+		}
+		var err error
+		p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
+		if p.cur, p.curH, err = s.load(p.curKey, pend != nil, pend); err != nil {
+			return err
+		}
+		p.prev = nil
+		if needPrev {
+			p.prevKey = s.appendKey(p.prevKey[:0], st, prevP, p.ent)
+			if p.prev, _, err = s.load(p.prevKey, false, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readState computes the plan's reading as of t from its entries.
+func (s *Store) readState(p *plan, t int64) {
+	st := s.cat.states[p.si]
+	p.res = stateRead{}
+	switch st.agg {
+	case AggCount, AggSum, AggSeenBefore:
+		curBase := floorDiv(p.hi, slots) * slots
+		lo := p.hi - (slots - 1)
+		p.res.n = p.cur.st.sumRange(int(max(lo, curBase)-curBase), int(p.hi-curBase))
+		if p.prev != nil {
+			prevBase := curBase - slots
+			p.res.n += p.prev.st.sumRange(int(lo-prevBase), slots-1)
+		}
+	case AggDistinct:
+		p.res.n = distinctRead(p)
+	case AggLast:
+		h := int64(st.window)
+		for _, e := range [2]*entry{p.cur, p.prev} {
+			if e == nil {
+				continue
+			}
+			for _, v := range e.st.last {
+				if v.t <= t && v.t > t-h && (!p.res.found || v.newer(p.res.last)) {
+					p.res.found, p.res.last = true, v
+				}
+			}
+		}
+	}
+}
+
+func rangeMask(lo, hi int64) uint64 {
+	if hi < lo {
+		return 0
+	}
+	return (^uint64(0) >> (63 - uint(hi-lo))) << uint(lo)
+}
+
+func distinctRead(p *plan) int64 {
+	curBase := floorDiv(p.hi, slots) * slots
+	lo := p.hi - (slots - 1)
+	curMask := rangeMask(max(lo, curBase)-curBase, p.hi-curBase)
+	var prevMask uint64
+	if p.prev != nil {
+		prevMask = rangeMask(lo-(curBase-slots), slots-1)
+	}
+	cur := &p.cur.st
+	var prev *state
+	if p.prev != nil {
+		prev = &p.prev.st
+	}
+	if cur.tag != tagHLL && (prev == nil || prev.tag != tagHLL) {
+		var n int64
+		for h, m := range cur.set {
+			if m&curMask != 0 {
+				n++
+			} else if prev != nil && prev.set[h]&prevMask != 0 {
+				n++
+			}
+		}
+		if prev != nil {
+			for h, m := range prev.set {
+				if _, inCur := cur.set[h]; m&prevMask != 0 && !inCur {
+					n++ // members of cur.set were counted above
+				}
+			}
+		}
+		return n
+	}
+	var sk *hllSketch
+	sk = newHLL()
+	for _, x := range []struct {
+		s    *state
+		mask uint64
+	}{{cur, curMask}, {prev, prevMask}} {
+		if x.s == nil {
+			continue
+		}
+		if x.s.tag == tagHLL {
+			for slot, k := range x.s.hll {
+				if k != nil && x.mask&(1<<uint(slot)) != 0 {
+					sk.Merge(k)
+				}
+			}
+			continue
+		}
+		for h, m := range x.s.set {
+			if m&x.mask != 0 {
+				sk.InsertHash(h)
+			}
+		}
+	}
+	return int64(sk.Estimate())
+}
+
+// update adds the event to the plan's current entry and writes the same
+// delta as a merge operand into b.
+func (s *Store) update(w *work, p *plan, ev *event.Event, b *pebble.Batch) error {
+	st := s.cat.states[p.si]
+	op := w.op[:0]
+	switch st.agg {
+	case AggCount, AggSeenBefore, AggSum:
+		n := int64(1)
+		if st.agg == AggSum {
+			n = p.sum
+			if n == 0 {
+				return nil
+			}
+		}
+		slot := uint8(p.hi - floorDiv(p.hi, slots)*slots)
+		p.cur.st.addCount(slot, n)
+		op = append(op, tagCount, slot)
+		op = appendVarint(op, n)
+	case AggDistinct:
+		if !p.hasOf {
+			return nil
+		}
+		slot := uint64(p.hi - floorDiv(p.hi, slots)*slots)
+		hv := xxhash.Sum64(p.of)
+		p.cur.st.addDistinct(hv, 1<<slot)
+		op = append(op, tagDistinct)
+		op = appendU64(op, hv)
+		op = appendU64(op, 1<<slot)
+	case AggLast:
+		v := lastVal{t: ev.OccurredAt.UnixNano()}
+		if st.lastLoc {
+			v.lat, v.lon = ev.P.CoarseLat, ev.P.CoarseLon
+		}
+		p.cur.st.addLast(v)
+		op = append(op, tagLast)
+		op = appendLast(op, v)
+	}
+	w.op = op
+	if b == nil {
+		return nil
+	}
+	if err := b.Merge(p.curKey, op, nil); err != nil {
+		return fmt.Errorf("features: batch merge: %w", err)
+	}
+	return nil
+}
+
+// Apply reads every applicable feature for ev as of its time, from the
+// events applied before it, then adds ev: to memory at once, and as merge
+// operands into b. Concurrent Apply calls on the same keys serialize, so
+// each sees the others either wholly or not at all. Call Done with the
+// returned Pending once b's commit succeeded or failed; on error nothing
+// was changed.
+func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error) {
+	w := workPool.Get().(*work)
+	defer workPool.Put(w)
+	if err := s.prepare(w, ev, false); err != nil {
+		return nil, nil, err
+	}
+	pend := &Pending{pins: make([]pin, 0, len(w.plans))}
+	s.lock(w)
+	if err := s.loadAll(w, pend); err != nil {
+		s.unlock(w)
+		s.Done(pend, true) // nothing was changed: plain unpin
+		return nil, nil, err
+	}
+	t := ev.OccurredAt.UnixNano()
+	for i := range w.plans {
+		if w.plans[i].ok {
+			s.readState(&w.plans[i], t)
+		}
+	}
+	var err error
+	for i := range w.plans {
+		if w.plans[i].ok {
+			if err = s.update(w, &w.plans[i], ev, b); err != nil {
+				break
+			}
+		}
+	}
+	s.unlock(w)
+	if err != nil {
+		s.Done(pend, false)
+		return nil, nil, err
+	}
+	return s.vector(w, ev, false), pend, nil
+}
+
+// Read returns every applicable feature for ev as of its time without
+// adding ev (what-if evaluation, backtests).
+func (s *Store) Read(ev *event.Event) (Vector, error) {
+	w := workPool.Get().(*work)
+	defer workPool.Put(w)
+	if err := s.prepare(w, ev, false); err != nil {
+		return nil, err
+	}
+	s.lock(w)
+	err := s.loadAll(w, nil)
+	if err == nil {
+		t := ev.OccurredAt.UnixNano()
+		for i := range w.plans {
+			if w.plans[i].ok {
+				s.readState(&w.plans[i], t)
+			}
+		}
+	}
+	s.unlock(w)
+	if err != nil {
+		return nil, err
+	}
+	return s.vector(w, ev, false), nil
+}
+
+func (s *Store) vector(w *work, ev *event.Event, show bool) Vector {
+	out := make(Vector, len(s.cat.defs))
+	t := ev.OccurredAt.UnixNano()
+	for i := range s.cat.defs {
+		d := &s.cat.defs[i]
+		if d.state < 0 {
+			if show {
+				continue
+			}
+			out[i] = s.listCount(w, d, ev)
+			continue
+		}
+		p := &w.plans[d.state]
+		if !p.ok {
+			continue
+		}
+		switch d.Agg {
+		case AggCount, AggSum, AggDistinct:
+			out[i] = IntValue(p.res.n)
+		case AggSeenBefore:
+			out[i] = BoolValue(p.res.n > 0)
+		case AggLast:
+			if !p.res.found {
+				out[i] = Absent(KindFloat)
+				continue
+			}
+			secs := float64(t-p.res.last.t) / 1e9
+			switch d.Derive {
+			case DeriveSecondsSince:
+				out[i] = FloatValue(secs)
+			case DeriveKM, DeriveKMH:
+				if show {
+					out[i] = Absent(KindFloat)
+					continue
+				}
+				km := haversineKM(p.res.last.lat, p.res.last.lon, ev.P.CoarseLat, ev.P.CoarseLon)
+				if d.Derive == DeriveKM {
+					out[i] = FloatValue(km)
+				} else {
+					out[i] = FloatValue(km / (max(secs, 1) / 3600))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *Store) listCount(w *work, d *Def, ev *event.Event) Value {
+	if len(d.AppliesTo) > 0 && !slices.Contains(d.AppliesTo, ev.Type) {
+		return Value{}
+	}
+	if ok, err := s.filterTrue(w, ev, d.filter); err != nil || !ok {
+		return Value{}
+	}
+	if s.lists == nil {
+		return IntValue(0)
+	}
+	var vals []string
+	for _, f := range d.Of {
+		vals = append(vals, listFields[f].get(ev)...)
+	}
+	slices.Sort(vals)
+	vals = slices.Compact(vals)
+	return IntValue(int64(s.lists.CountMembers(d.List, vals)))
+}
+
+// haversineKM is the great-circle distance in km on a sphere of the Earth's
+// mean radius.
+func haversineKM(lat1, lon1, lat2, lon2 float64) float64 {
+	const r = 6371.0088
+	rad := math.Pi / 180
+	dLat := (lat2 - lat1) * rad
+	dLon := (lon2 - lon1) * rad
+	a := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * r * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
+// Shown is one feature's current value for an identifier (Show).
+type Shown struct {
+	Name  string
+	Key   []string
+	Value Value
+	// LastAt is the time of the latest value of a last feature.
+	LastAt time.Time
+}
+
+// Show returns the current value (as of the clock's now) of every stateful
+// feature whose key fields are all set in p, ignoring the features' type and
+// where filters: the state as it stands. Distances and speeds need an event
+// and are absent; their LastAt says when the last location was seen.
+func (s *Store) Show(p event.Pseudonyms) ([]Shown, error) {
+	ev := &event.Event{P: p, OccurredAt: s.clock.Now()}
+	w := workPool.Get().(*work)
+	defer workPool.Put(w)
+	// Location-keyed and location-valued states cannot be shown without an
+	// event's coordinates; they come out not applicable.
+	if err := s.prepare(w, ev, true); err != nil {
+		return nil, err
+	}
+	s.lock(w)
+	err := s.loadAll(w, nil)
+	if err == nil {
+		for i := range w.plans {
+			if w.plans[i].ok {
+				s.readState(&w.plans[i], ev.OccurredAt.UnixNano())
+			}
+		}
+	}
+	s.unlock(w)
+	if err != nil {
+		return nil, err
+	}
+	vec := s.vector(w, ev, true)
+	var out []Shown
+	for i, d := range s.cat.defs {
+		if d.state < 0 || !vec[i].Applicable {
+			continue
+		}
+		sh := Shown{Name: d.Name, Key: d.Key, Value: vec[i]}
+		if p := &w.plans[d.state]; d.Agg == AggLast && p.res.found {
+			sh.LastAt = time.Unix(0, p.res.last.t).UTC()
+		}
+		out = append(out, sh)
+	}
+	return out, nil
+}
+
+// Sweep deletes, with range deletions, the state of every period that no
+// read can reach any more (reads are at event times no older than now minus
+// the lateness bound) and the state of features no longer in the catalog.
+func (s *Store) Sweep(now time.Time) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	tmin := now.Add(-s.lateness).UnixNano()
+	ids := make([]int, 0, len(s.cat.states))
+	live := map[uint16]int64{}
+	for _, st := range s.cat.states {
+		var minP int64
+		if st.agg == AggLast {
+			minP = floorDiv(tmin, int64(st.window)) - 2
+		} else {
+			lo := ceilDiv(tmin, st.gran) - (slots - 1)
+			minP = floorDiv(lo, slots) - 1
+		}
+		ids = append(ids, int(st.id))
+		live[st.id] = minP
+	}
+	slices.Sort(ids)
+	// Gaps between live ids belong to retired features: delete them whole.
+	next := 0
+	for _, id := range ids {
+		if id > next {
+			if err := b.DeleteRange(idPrefix(next), idPrefix(id), nil); err != nil {
+				return fmt.Errorf("features: sweep: %w", err)
+			}
+		}
+		start := appendPeriod(idPrefix(id), math.MinInt64)
+		end := appendPeriod(idPrefix(id), live[uint16(id)])
+		if err := b.DeleteRange(start, end, nil); err != nil {
+			return fmt.Errorf("features: sweep: %w", err)
+		}
+		next = id + 1
+	}
+	if next <= math.MaxUint16 {
+		if err := b.DeleteRange(idPrefix(next), []byte{keys.FeatureState + 1}, nil); err != nil {
+			return fmt.Errorf("features: sweep: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("features: sweep: %w", err)
+	}
+	return nil
+}
+
+func idPrefix(id int) []byte { return []byte{keys.FeatureState, byte(id >> 8), byte(id)} }

@@ -1,0 +1,498 @@
+package features
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// base is on a granule boundary of every default window (a whole day, and
+// 90d/60 = 36h divides it too: 2026-01-01 is day 20454 = 36h * 13636).
+var base = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestDefaultCatalog(t *testing.T) {
+	c := DefaultCatalog()
+	want := []string{
+		"login_failures_account_10m", "login_failures_ip_1h", "ip_distinct_accounts_login_1h",
+		"device_distinct_accounts_24h", "account_distinct_devices_30d", "account_device_seen_before",
+		"account_ip_prefix_seen_before", "seconds_since_last_login_account", "km_from_last_location_account",
+		"speed_kmh_from_last_location_account", "payments_account_1h", "payment_amount_account_24h",
+		"payee_distinct_payers_24h", "attendance_device_distinct_accounts_7d",
+		"attendance_same_coordinates_account_30d", "cheat_packages_installed",
+	}
+	defs := c.Defs()
+	if len(defs) != len(want) {
+		t.Fatalf("%d defs, want %d", len(defs), len(want))
+	}
+	for i, d := range defs {
+		if d.Name != want[i] {
+			t.Errorf("def %d = %s, want %s", i, d.Name, want[i])
+		}
+		if len(d.Categories) == 0 {
+			t.Errorf("%s: no categories", d.Name)
+		}
+	}
+	// km and speed share one state; 16 features, 14 states.
+	if len(c.states) != 14 {
+		t.Errorf("%d states, want 14", len(c.states))
+	}
+	if got := defs[c.Index("payment_amount_account_24h")].Categories; !equalStrings(got, []string{"behaviour", "payment"}) {
+		t.Errorf("payment_amount categories %v", got)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestWindowEdges uses t on a granule boundary of the 10m window (g = 10s):
+// only there is the read's interval exactly (t-w, t]; elsewhere it is
+// (G-w, G] with G = t rounded up to the granule (see doc.go).
+func TestWindowEdges(t *testing.T) {
+	const w = 10 * time.Minute
+	tt := base.Add(time.Hour)
+	cases := []struct {
+		name string
+		at   time.Time
+		want int64
+	}{
+		{"exactly w before is excluded", tt.Add(-w), 0},
+		{"1ns inside is included", tt.Add(-w + 1), 1},
+		{"at t is included", tt, 1},
+		{"1ns after t is excluded", tt.Add(1), 0},
+		{"w+1ns before is excluded", tt.Add(-w - 1), 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := openDB(t, t.TempDir())
+			defer db.Close()
+			s := openStore(t, db, clock.NewFake(tt), Options{})
+			apply(t, s, db, mkEvent(c.at, "a", login(false)), true)
+			v, err := s.Read(mkEvent(tt, "a", login(false)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := valueOf(t, s.cat, v, "login_failures_account_10m")
+			if !got.Applicable || !got.Present || got.Int != c.want {
+				t.Fatalf("got %+v, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+func TestDecisionSeesHistoryNotItself(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	for i := range int64(5) {
+		v := apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), "a", login(false), device("d1")), true)
+		if got := valueOf(t, s.cat, v, "login_failures_account_10m"); got.Int != i {
+			t.Fatalf("event %d: login failures %d", i, got.Int)
+		}
+		if got := valueOf(t, s.cat, v, "account_device_seen_before"); got.Bool != (i > 0) {
+			t.Fatalf("event %d: seen before %v", i, got.Bool)
+		}
+	}
+}
+
+// Late events (inside the lateness bound; ingest rejects the rest) land in
+// their own granules: later reads count them and earlier reads do not.
+func TestLateEvents(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	tt := base.Add(time.Hour)
+	apply(t, s, db, mkEvent(tt, "a", login(false)), true)
+	late := apply(t, s, db, mkEvent(tt.Add(-5*time.Minute), "a", login(false)), true)
+	if got := valueOf(t, s.cat, late, "login_failures_account_10m").Int; got != 0 {
+		t.Fatalf("late event saw %d, want 0 (the later event is after it)", got)
+	}
+	for _, c := range []struct {
+		at   time.Duration
+		want int64
+	}{{-6 * time.Minute, 0}, {-5 * time.Minute, 1}, {0, 2}, {4 * time.Minute, 2}, {6 * time.Minute, 1}, {11 * time.Minute, 0}} {
+		v, err := s.Read(mkEvent(tt.Add(c.at), "a", login(false)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != c.want {
+			t.Errorf("read at t%+v: %d, want %d", c.at, got, c.want)
+		}
+	}
+}
+
+func TestAbsentVersusZero(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	v := apply(t, s, db, mkEvent(base, "a", login(true), loc(31.2, 121.5)), true)
+	for _, name := range []string{"seconds_since_last_login_account", "km_from_last_location_account", "speed_kmh_from_last_location_account"} {
+		if got := valueOf(t, s.cat, v, name); !got.Applicable || got.Present || got.Any() != nil {
+			t.Errorf("%s: %+v, want applicable and absent", name, got)
+		}
+	}
+	if got := valueOf(t, s.cat, v, "login_failures_account_10m"); got.Applicable {
+		t.Errorf("successful login: failures feature applicable")
+	}
+	if got := valueOf(t, s.cat, v, "payments_account_1h"); got.Applicable {
+		t.Errorf("login: payments feature applicable")
+	}
+	v = apply(t, s, db, mkEvent(base.Add(time.Hour), "a", login(true), loc(39.9, 116.4)), true)
+	secs := valueOf(t, s.cat, v, "seconds_since_last_login_account")
+	km := valueOf(t, s.cat, v, "km_from_last_location_account")
+	kmh := valueOf(t, s.cat, v, "speed_kmh_from_last_location_account")
+	if secs.Any() != 3600.0 {
+		t.Errorf("seconds since %v", secs.Any())
+	}
+	// Shanghai to Beijing: about 1067 km.
+	if math.Abs(km.Float-1067) > 5 || math.Abs(kmh.Float-km.Float) > 1e-9 {
+		t.Errorf("km %v kmh %v", km.Float, kmh.Float)
+	}
+	// An event without a location: distance not applicable.
+	v = apply(t, s, db, mkEvent(base.Add(2*time.Hour), "a", login(true)), true)
+	if got := valueOf(t, s.cat, v, "km_from_last_location_account"); got.Applicable {
+		t.Errorf("km applicable without a location: %+v", got)
+	}
+}
+
+type fakeLists map[string]bool
+
+func (f fakeLists) CountMembers(list string, values []string) int {
+	n := 0
+	for _, v := range values {
+		if list == "cheat_apps" && f[v] {
+			n++
+		}
+	}
+	return n
+}
+
+func TestListCount(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	ev := mkEvent(base, "a", device("d"))
+	ev.Device.InstalledPackages = []string{"com.ok", "com.cheat.gps", "com.cheat.clicker"}
+	ev.Device.FlaggedPackages = []string{"com.cheat.gps"}
+	for _, c := range []struct {
+		name  string
+		lists ListMatcher
+		want  int64
+	}{{"nil matcher", nil, 0}, {"deduplicated", fakeLists{"com.cheat.gps": true, "com.cheat.clicker": true}, 2}} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openStore(t, db, clock.NewFake(base), Options{Lists: c.lists})
+			v, err := s.Read(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := valueOf(t, s.cat, v, "cheat_packages_installed"); got.Any() != c.want {
+				t.Errorf("got %+v, want %d", got, c.want)
+			}
+		})
+	}
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	v, _ := s.Read(mkEvent(base, "a"))
+	if valueOf(t, s.cat, v, "cheat_packages_installed").Applicable {
+		t.Error("applicable without a device")
+	}
+}
+
+func TestUndo(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	failures := func(at time.Time) int64 {
+		t.Helper()
+		v, err := s.Read(mkEvent(at, "a", login(false)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return valueOf(t, s.cat, v, "login_failures_account_10m").Int
+	}
+	apply(t, s, db, mkEvent(base, "a", login(false)), true)
+	apply(t, s, db, mkEvent(base.Add(time.Second), "a", login(false)), false)
+	if got := failures(base.Add(time.Minute)); got != 1 {
+		t.Fatalf("after a failed commit: %d, want 1", got)
+	}
+
+	// Two in flight on one key; the first fails, the second commits.
+	bA, bB := db.NewBatch(), db.NewBatch()
+	defer bA.Close()
+	defer bB.Close()
+	_, pA, err := s.Apply(mkEvent(base.Add(2*time.Second), "a", login(false)), bA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vB, pB, err := s.Apply(mkEvent(base.Add(3*time.Second), "a", login(false)), bB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := valueOf(t, s.cat, vB, "login_failures_account_10m").Int; got != 2 {
+		t.Fatalf("B saw %d, want 2 (committed + in-flight A)", got)
+	}
+	s.Done(pA, false)
+	if err := bB.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	s.Done(pB, true)
+	if got := failures(base.Add(time.Minute)); got != 2 {
+		t.Fatalf("after A failed and B committed: %d, want 2", got)
+	}
+	// A fresh store over the same DB agrees (the disk holds exactly that).
+	s2 := openStore(t, db, clock.NewFake(base), Options{})
+	v, _ := s2.Read(mkEvent(base.Add(time.Minute), "a", login(false)))
+	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != 2 {
+		t.Fatalf("fresh store: %d, want 2", got)
+	}
+}
+
+func TestPinnedEntriesSurviveEviction(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: 1})
+	b := db.NewBatch()
+	defer b.Close()
+	_, p, err := s.Apply(mkEvent(base, "a", login(false)), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Thrash the tiny cache with other keys while the first batch is in flight.
+	for i := range 50 {
+		apply(t, s, db, mkEvent(base, string(rune('b'+i)), login(false), device("x")), true)
+	}
+	v, err := s.Read(mkEvent(base.Add(time.Second), "a", login(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != 1 {
+		t.Fatalf("uncommitted delta lost on eviction: %d", got)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	s.Done(p, true)
+}
+
+func TestSweep(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	clk := clock.NewFake(base)
+	s := openStore(t, db, clk, Options{Lateness: time.Hour})
+	// 200 days of activity, one event every 6 hours.
+	var last time.Time
+	for i := range 800 {
+		last = base.Add(time.Duration(i) * 6 * time.Hour)
+		apply(t, s, db, mkEvent(last, "a", login(false), device("d"), ip("10.0.0.1", "10.0.0"), payment(100, "p")), true)
+	}
+	clk.Set(last)
+	probe := mkEvent(last.Add(time.Second), "a", login(false), device("d"), ip("10.0.0.1", "10.0.0"), payment(5, "p"))
+	before, err := s.Read(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	countKeys := func() map[uint16]int {
+		n := map[uint16]int{}
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureState}, UpperBound: []byte{keys.FeatureState + 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			k := it.Key()
+			n[uint16(k[1])<<8|uint16(k[2])]++
+		}
+		return n
+	}
+	pre := countKeys()
+	// State of a retired definition goes too.
+	if err := db.Set([]byte{keys.FeatureState, 0, 0, 1}, []byte{tagCount}, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sweep(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	post := countKeys()
+	if post[0] != 0 {
+		t.Errorf("retired state kept")
+	}
+	tmin := clk.Now().Add(-time.Hour).UnixNano()
+	it, _ := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureState}, UpperBound: []byte{keys.FeatureState + 1}})
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		id := uint16(k[1])<<8 | uint16(k[2])
+		period := keys.Time(k[3:11])
+		for _, st := range s.cat.states {
+			if st.id != id {
+				continue
+			}
+			// No kept period may lie wholly before what a read at tmin reaches.
+			periodLen := int64(st.window)
+			if periodEnd := (period + 1) * periodLen; periodEnd < tmin-2*periodLen-int64(st.window) {
+				t.Errorf("%s: period %d kept (ends %v)", st.first, period, time.Unix(0, periodEnd))
+			}
+		}
+	}
+	it.Close()
+	shrunk := 0
+	for _, st := range s.cat.states {
+		if post[st.id] < pre[st.id] {
+			shrunk++
+		}
+		if st.window <= 24*time.Hour && post[st.id] > 3 {
+			t.Errorf("%s: %d keys left for one entity", st.first, post[st.id])
+		}
+	}
+	if shrunk == 0 {
+		t.Fatal("sweep deleted nothing")
+	}
+	// Reads within the lateness bound are unchanged, also from a cold cache.
+	s2 := openStore(t, db, clk, Options{Lateness: time.Hour})
+	for _, st := range []*Store{s, s2} {
+		after, err := st.Read(probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range before {
+			if before[i] != after[i] {
+				t.Errorf("%s: %+v before sweep, %+v after", s.cat.defs[i].Name, before[i], after[i])
+			}
+		}
+	}
+}
+
+func TestHLLBeyondExact(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	const n = 5000
+	for i := range n {
+		at := base.Add(time.Duration(i) * 10 * time.Millisecond)
+		apply(t, s, db, mkEvent(at, "acct"+itoa(i), device("shared")), true)
+	}
+	probe := mkEvent(base.Add(time.Hour), "z", device("shared"))
+	check := func(s *Store) {
+		v, err := s.Read(probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int
+		if rel := math.Abs(float64(got)-n) / n; rel > 0.02 {
+			t.Fatalf("estimate %d for %d (%.2f%%)", got, n, rel*100)
+		}
+	}
+	check(s)
+	check(openStore(t, db, clock.NewFake(base), Options{})) // from disk
+}
+
+func itoa(i int) string {
+	var b []byte
+	for {
+		b = append([]byte{byte('0' + i%10)}, b...)
+		i /= 10
+		if i == 0 {
+			return string(b)
+		}
+	}
+}
+
+func TestExactDistinctAtLimit(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	for i := range ExactDistinctLimit {
+		apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Millisecond), "acct"+itoa(i), device("shared")), true)
+	}
+	s2 := openStore(t, db, clock.NewFake(base), Options{})
+	for _, st := range []*Store{s, s2} {
+		v, _ := st.Read(mkEvent(base.Add(time.Hour), "z", device("shared")))
+		if got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int; got != ExactDistinctLimit {
+			t.Fatalf("got %d, want exactly %d", got, ExactDistinctLimit)
+		}
+	}
+}
+
+func TestMergerLeavesOtherKeysAlone(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	k := []byte{keys.ListEntry, 'x'}
+	db.Merge(k, []byte("ab"), pebble.NoSync)
+	db.Merge(k, []byte("cd"), pebble.NoSync)
+	v, c, err := db.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !bytes.Equal(v, []byte("abcd")) {
+		t.Fatalf("got %q", v)
+	}
+}
+
+func TestMergeCommutes(t *testing.T) {
+	ops := [][]byte{
+		{tagCount, 3, 2}, {tagCount, 3, 4, 5, 2}, {tagCount, 59, 1},
+	}
+	var a, b state
+	for _, o := range ops {
+		if err := a.merge(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := len(ops) - 1; i >= 0; i-- {
+		b.merge(ops[i])
+	}
+	ea, _ := a.encode(nil)
+	eb, _ := b.encode(nil)
+	if !bytes.Equal(ea, eb) {
+		t.Fatalf("%x != %x", ea, eb)
+	}
+	var bad state
+	if err := bad.merge([]byte{99}); !errors.Is(err, errCorrupt) {
+		t.Fatalf("unknown tag: %v", err)
+	}
+}
+
+func TestShow(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	clk := clock.NewFake(base.Add(time.Minute))
+	s := openStore(t, db, clk, Options{})
+	ev := mkEvent(base, "a", login(false), device("d"), ip("1.2.3.4", "1.2.3"))
+	apply(t, s, db, ev, true)
+	shown, err := s.Show(event.Pseudonyms{Account: ev.P.Account})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, x := range shown {
+		got[x.Name] = x.Value.Any()
+	}
+	if got["login_failures_account_10m"] != int64(1) || got["account_distinct_devices_30d"] != int64(1) || got["seconds_since_last_login_account"] != 60.0 {
+		t.Fatalf("show account: %v", got)
+	}
+	if _, ok := got["device_distinct_accounts_24h"]; ok {
+		t.Fatalf("device feature shown for an account")
+	}
+	shown, _ = s.Show(event.Pseudonyms{IP: ev.P.IP})
+	got = map[string]any{}
+	for _, x := range shown {
+		got[x.Name] = x.Value.Any()
+	}
+	if got["login_failures_ip_1h"] != int64(1) || got["ip_distinct_accounts_login_1h"] != int64(1) {
+		t.Fatalf("show ip: %v", got)
+	}
+}
