@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"strconv"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/event"
+)
+
+// FromStored rebuilds an in-memory event from its stored form (what
+// Normalize returned and PutEvent wrote), for backtests and replays. The
+// pseudonyms stand in for the raw values: ev.Device.IMEI holds the IMEI's
+// pseudonym, ev.Network.IP the IP's (so a rule that parses the IP as an
+// address does not match in a backtest), coordinates are the coarse ones. ev.P
+// is filled from the stored pseudonyms, so features key exactly as they did
+// live. Only the structure is checked (ids, type, time), not the input
+// bounds: stored text may legitimately be longer after scrubbing.
+func FromStored(pb *riskv1.Event) (*event.Event, error) {
+	switch {
+	case pb == nil:
+		return nil, fieldErr("event", "required")
+	case pb.EventId == "":
+		return nil, fieldErr("event_id", "required")
+	case pb.Type <= riskv1.EventType_EVENT_TYPE_UNSPECIFIED || pb.Type > riskv1.EventType_EVENT_TYPE_SERVICE_LOG:
+		return nil, fieldErr("type", "unknown event type "+strconv.Itoa(int(pb.Type)))
+	case pb.OccurredAt == nil || pb.OccurredAt.CheckValid() != nil:
+		return nil, fieldErr("occurred_at", "not a valid timestamp")
+	case pb.AccountId == "":
+		return nil, fieldErr("account_id", "required")
+	}
+	ev := &event.Event{
+		EventID:    pb.EventId,
+		Type:       event.Type(pb.Type),
+		OccurredAt: pb.OccurredAt.AsTime(),
+		AccountID:  pb.AccountId,
+		OrgID:      pb.OrgId,
+		Attributes: pb.Attributes,
+	}
+	ev.TypeName = ev.Type.String()
+	ev.P.Account, ev.P.Org = pb.AccountId, pb.OrgId
+	if d := pb.Device; d != nil {
+		ev.Has.Device = true
+		ev.Device = event.Device{
+			DeviceID: d.DeviceId, IMEI: d.Imei, IDFA: d.Idfa, AndroidID: d.AndroidId, OAID: d.Oaid,
+			MAC: d.Mac, IMSI: d.Imsi, Platform: d.Platform, Model: d.Model, OSVersion: d.OsVersion,
+			AppVersion: d.AppVersion, Rooted: d.Rooted, Emulator: d.Emulator,
+			MockLocationEnabled: d.MockLocationEnabled, DeveloperMode: d.DeveloperMode,
+			HookFrameworks: d.HookFrameworks, InstalledPackages: d.InstalledPackages,
+			Timezone: d.Timezone, Language: d.Language, FlaggedPackages: d.FlaggedPackages,
+		}
+		p := &ev.P
+		p.Device, p.IMEI, p.IDFA, p.AndroidID, p.OAID, p.MAC, p.IMSI = d.DeviceId, d.Imei, d.Idfa, d.AndroidId, d.Oaid, d.Mac, d.Imsi
+	}
+	if nw := pb.Network; nw != nil {
+		ev.Has.Network = true
+		ev.Network = event.Network{
+			IP: nw.Ip, UserAgent: nw.UserAgent, Carrier: nw.Carrier, WifiBSSID: nw.WifiBssid,
+			WifiSSID: nw.WifiSsid, CellID: nw.CellId, VPN: nw.Vpn, Proxy: nw.Proxy,
+		}
+		ev.P.IP, ev.P.IPPrefix, ev.P.BSSID = nw.Ip, nw.IpPrefix, nw.WifiBssid
+	}
+	if l := pb.Location; l != nil {
+		ev.Has.Location = true
+		ev.Location = event.Location{Latitude: l.Latitude, Longitude: l.Longitude, AccuracyM: l.AccuracyM, Provider: l.Provider, Mocked: l.Mocked}
+		ev.P.CoarseLat, ev.P.CoarseLon = l.Latitude, l.Longitude
+	}
+	if l := pb.Login; l != nil {
+		ev.Has.Login = true
+		ev.Login = event.LoginDetail{Success: l.Success, Method: l.Method, FailureReason: l.FailureReason}
+	}
+	if p := pb.Payment; p != nil {
+		ev.Has.Payment = true
+		ev.Payment = event.PaymentDetail{AmountMinor: p.AmountMinor, Currency: p.Currency, Kind: p.Kind, PayeeAccountID: p.PayeeAccountId, InstrumentID: p.InstrumentId}
+		ev.P.Payee, ev.P.Instrument = p.PayeeAccountId, p.InstrumentId
+	}
+	if a := pb.Attendance; a != nil {
+		ev.Has.Attendance = true
+		ev.Attendance = event.AttendanceDetail{SiteID: a.SiteId, Method: a.Method, BeaconIDs: a.BeaconIds}
+		ev.P.Site = a.SiteId
+	}
+	if s := pb.ServiceLog; s != nil {
+		ev.Has.ServiceLog = true
+		ev.ServiceLog = event.ServiceLogDetail{Action: s.Action, Resource: s.Resource, Query: s.Query, Status: s.Status}
+	}
+	return ev, nil
+}
