@@ -225,7 +225,7 @@ func (l *Log) File(req FileRequest) (*riskv1.Appeal, error) {
 	}
 	if req.Subject == "" || d.GetAccountId() != req.Subject {
 		// Indistinguishable from a missing decision: reveals nothing.
-		return nil, fmt.Errorf("decision %q: %w", req.DecisionID, ErrNotFound)
+		return nil, fmt.Errorf("decision %s: %w", req.DecisionID, ErrNotFound)
 	}
 	now := l.opts.Clock.Now().UTC()
 	deadline := d.GetDecidedAt().AsTime().Add(l.opts.AppealWindow)
