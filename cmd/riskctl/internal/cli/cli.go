@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/internal/clock"
 )
 
@@ -73,18 +74,6 @@ func (e Env) withDefaults() Env {
 	return e
 }
 
-// Role names which of riskd's roles a verb acts as; it picks the token from
-// credentials.json when --token is not given.
-type Role string
-
-// Roles, named as credentials.json names its tokens.
-const (
-	RoleNone    Role = ""
-	RoleService Role = "service"
-	RoleAnalyst Role = "analyst"
-	RoleAdmin   Role = "admin"
-)
-
 // runFunc runs a verb with its positional arguments, after its flags are parsed.
 type runFunc func(ctx context.Context, inv *invocation, args []string) error
 
@@ -92,10 +81,10 @@ type runFunc func(ctx context.Context, inv *invocation, args []string) error
 // as "evaluate" has Setup and no Subs.
 type command struct {
 	Name    string
-	Args    string // synopsis of the positional arguments and required flags, for help
-	Summary string // one line, for the command list
-	Help    string // paragraphs shown by --help, after the usage line
-	Role    Role   // the token a verb uses unless --token is given
+	Args    string    // synopsis of the positional arguments and required flags, for help
+	Summary string    // one line, for the command list
+	Help    string    // paragraphs shown by --help, after the usage line
+	Role    auth.Role // the role whose token a verb uses unless --token is given
 	// Setup defines the verb's flags on fs and returns the function that runs
 	// the verb once they are parsed.
 	Setup func(fs *flag.FlagSet) runFunc
@@ -207,10 +196,10 @@ func (e *exitError) Unwrap() error { return e.err }
 type invocation struct {
 	env  Env
 	g    *globals
-	role Role
+	role auth.Role
 	path string // "decisions list"
 
-	creds *credentials // loaded on first use
+	creds *auth.Credentials // loaded on first use
 }
 
 func (inv *invocation) stdout() io.Writer { return inv.env.Stdout }
@@ -460,8 +449,8 @@ func writeVerbHelp(w io.Writer, path string, c *command, fs *flag.FlagSet) {
 			fmt.Fprintln(w, l)
 		}
 	}
-	if c.Role != RoleNone {
-		fmt.Fprintf(w, "\nRole: %s (the %q token of credentials.json unless --token is given).\n", c.Role, string(c.Role))
+	if c.Role != auth.RoleNone {
+		fmt.Fprintf(w, "\nRole: %s (the %q token of credentials.json unless --token is given).\n", c.Role, c.Role.String())
 	}
 	fmt.Fprint(w, "\n"+globalsHelp+"\n"+exitCodesHelp)
 }

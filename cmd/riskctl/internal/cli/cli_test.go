@@ -50,16 +50,10 @@ type harness struct {
 	stdin   string
 }
 
-const testSubjectKey = "8f1c2b7a9d3e4f5061728394a5b6c7d8e9f00112233445566778899aabbccddee"
-
 func newHarness(t *testing.T, server string) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	creds := map[string]string{
-		"service": serviceToken, "analyst": analystToken, "admin": adminToken,
-		"subject_key": testSubjectKey, "pseudonym_key": "00112233",
-	}
-	data, _ := json.Marshal(creds)
+	data, _ := json.Marshal(testCreds)
 	if err := os.WriteFile(filepath.Join(dir, "credentials.json"), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +295,50 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+func TestBadCredentials(t *testing.T) {
+	_, srv := startFakeRiskd(t)
+	for _, tc := range []struct {
+		name   string
+		data   string
+		mode   os.FileMode
+		stderr string
+	}{
+		{"readable by others", mustJSON(t, testCreds), 0o644, "chmod 600"},
+		{"not json", "service=x", 0o600, "invalid credentials"},
+		{"missing key", `{"service":"` + serviceToken + `"}`, 0o600, "invalid credentials"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, srv.URL)
+			path := filepath.Join(h.dataDir, "credentials.json")
+			if err := os.WriteFile(path, []byte(tc.data), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{{"decisions", "get", "x"}, {"token", "subject", "a"}} {
+				r := h.run(args...)
+				if r.code != ExitUnreachable || !strings.Contains(r.stderr, tc.stderr) {
+					t.Errorf("%v: exit %d stderr %q, want %d and %q", args, r.code, r.stderr, ExitUnreachable, tc.stderr)
+				}
+			}
+			// --token needs no credentials file.
+			if r := h.run("decisions", "get", "nope", "--token", analystToken); r.code != ExitServerError || !strings.Contains(r.stderr, "not_found") {
+				t.Errorf("--token: exit %d stderr %q, want riskd's not_found", r.code, r.stderr)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func TestTimeout(t *testing.T) {
 	// A server that accepts the connection and never answers.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -449,7 +487,7 @@ func TestTokenSubject(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	tok := strings.TrimSuffix(r.stdout, "\n")
-	key := subjectKeyBytes(testSubjectKey)
+	key := []byte(testCreds.SubjectKey)
 	parsed, err := jwt.ParseWithClaims(tok, &jwt.RegisteredClaims{}, func(*jwt.Token) (any, error) { return key, nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(func() time.Time { return testNow }))
 	if err != nil {

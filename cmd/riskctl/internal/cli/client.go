@@ -2,52 +2,41 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"connectrpc.com/connect"
 
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
+	"github.com/riskd/riskd/auth"
 )
 
-// credentials is the part of <data dir>/credentials.json that riskctl reads.
-type credentials struct {
-	Service      string `json:"service"`
-	Analyst      string `json:"analyst"`
-	Admin        string `json:"admin"`
-	SubjectKey   string `json:"subject_key"`
-	PseudonymKey string `json:"pseudonym_key"`
-}
-
-// errNoCredentials marks a missing token or key: exit 3, like an unreachable
-// riskd, because the command could not ask it.
+// errNoCredentials marks a missing or unusable credentials file: exit 3,
+// like an unreachable riskd, because the command could not ask it.
 var errNoCredentials = errors.New("no credentials")
 
 func (inv *invocation) credentialsPath() string {
-	return filepath.Join(inv.g.dataDir, "credentials.json")
+	return filepath.Join(inv.g.dataDir, auth.FileName)
 }
 
-func (inv *invocation) loadCredentials() (*credentials, error) {
+// loadCredentials reads credentials.json with package auth, which riskd uses
+// too: the same validation, and the same refusal of a file that group or
+// others can read.
+func (inv *invocation) loadCredentials() (*auth.Credentials, error) {
 	if inv.creds != nil {
 		return inv.creds, nil
 	}
 	path := inv.credentialsPath()
-	data, err := os.ReadFile(path)
+	c, err := auth.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &exitError{code: ExitUnreachable, err: fmt.Errorf("%w: %s does not exist (start riskd once with --data-dir %s, or pass --data-dir or --token)", errNoCredentials, path, inv.g.dataDir)}
 	}
 	if err != nil {
 		return nil, &exitError{code: ExitUnreachable, err: fmt.Errorf("%w: %v", errNoCredentials, err)}
-	}
-	var c credentials
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, &exitError{code: ExitUnreachable, err: fmt.Errorf("%w: %s: %v", errNoCredentials, path, err)}
 	}
 	inv.creds = &c
 	return &c, nil
@@ -65,17 +54,14 @@ func (inv *invocation) bearer() (string, error) {
 	}
 	var tok string
 	switch inv.role {
-	case RoleService:
+	case auth.RoleService:
 		tok = c.Service
-	case RoleAnalyst:
+	case auth.RoleAnalyst:
 		tok = c.Analyst
-	case RoleAdmin:
+	case auth.RoleAdmin:
 		tok = c.Admin
 	default:
-		return "", fmt.Errorf("riskctl %s has no role: this is a bug", inv.path)
-	}
-	if tok == "" {
-		return "", &exitError{code: ExitUnreachable, err: fmt.Errorf("%w: %s has no %q token", errNoCredentials, inv.credentialsPath(), string(inv.role))}
+		return "", fmt.Errorf("riskctl %s has no role to pick a token for: this is a bug", inv.path)
 	}
 	return tok, nil
 }

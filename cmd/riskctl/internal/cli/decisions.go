@@ -7,6 +7,7 @@ import (
 	"connectrpc.com/connect"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/auth"
 )
 
 func init() {
@@ -19,7 +20,7 @@ func init() {
 				Name:    "get",
 				Args:    "[flags] DECISION_ID",
 				Summary: "show one decision and why it was made",
-				Role:    RoleAnalyst,
+				Role:    auth.RoleAnalyst,
 				Help: `Get prints one decision: outcome, score, the fired rules with their messages
 in English and Chinese, shadow hits, and with --features every computed
 feature. With --json it prints the GetDecisionResponse in JSON.`,
@@ -35,7 +36,7 @@ feature. With --json it prints the GetDecisionResponse in JSON.`,
 				Name:    "list",
 				Args:    "--account ACCOUNT_ID [flags]",
 				Summary: "list an account's decisions, newest first",
-				Role:    RoleAnalyst,
+				Role:    auth.RoleAnalyst,
 				Help: `List prints an account's decisions, newest first, one line each. riskd
 returns them a page at a time: the next page's token is printed on standard
 error (or in nextPageToken with --json); --all follows the tokens to the end.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/auth"
 )
 
 func init() {
@@ -23,7 +24,7 @@ func init() {
 		Name:    "evaluate",
 		Args:    "[flags] [FILE|-]",
 		Summary: "evaluate one event and print the decision",
-		Role:    RoleService,
+		Role:    auth.RoleService,
 		Help: `Evaluate sends one event to riskd's RiskService.Evaluate and prints the
 decision: outcome, score, the fired rules' reasons in English and Chinese,
 whether the answer is degraded (the event type's fail mode), and the

@@ -20,13 +20,23 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
+	"github.com/riskd/riskd/auth"
 )
 
-// The tokens the fake riskd accepts, one per role, as credentials.json holds them.
-const (
-	serviceToken = "svc-token"
-	analystToken = "analyst-token"
-	adminToken   = "admin-token"
+// testCreds are the credentials the tests' data dirs hold and the fake riskd
+// accepts, one token per role.
+var testCreds = func() auth.Credentials {
+	c, err := auth.Generate()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
+
+var (
+	serviceToken = testCreds.Service
+	analystToken = testCreds.Analyst
+	adminToken   = testCreds.Admin
 )
 
 // testNow is the fixed time of the tests' fake clock and fake riskd.

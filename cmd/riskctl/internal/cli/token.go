@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"time"
@@ -49,11 +47,8 @@ func tokenSubject(inv *invocation, args []string, ttl time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if c.SubjectKey == "" {
-		return &exitError{code: ExitUnreachable, err: fmt.Errorf("%w: %s has no subject_key", errNoCredentials, inv.credentialsPath())}
-	}
 	now := inv.env.Clock.Now()
-	tok, err := mintSubjectToken(subjectKeyBytes(c.SubjectKey), args[0], ttl, now)
+	tok, err := mintSubjectToken([]byte(c.SubjectKey), args[0], ttl, now)
 	if err != nil {
 		return err
 	}
@@ -71,9 +66,9 @@ func tokenSubject(inv *invocation, args []string, ttl time.Duration) error {
 	return err
 }
 
-// TODO(riskctl): switch to auth.MintSubjectToken and auth's credentials
-// loader once package auth builds, so that the repo has one minting function
-// and one reading of subject_key.
+// mintSubjectToken signs with the subject_key string's bytes, as riskd checks.
+// TODO(riskctl): replace with auth.MintSubjectToken once package auth has it,
+// so that the repo has one minting function.
 func mintSubjectToken(key []byte, accountID string, ttl time.Duration, now time.Time) (string, error) {
 	claims := jwt.RegisteredClaims{
 		Subject:   accountID,
@@ -81,17 +76,4 @@ func mintSubjectToken(key []byte, accountID string, ttl time.Duration, now time.
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
-}
-
-// subjectKeyBytes decodes subject_key: hex, else base64, else the raw string.
-func subjectKeyBytes(s string) []byte {
-	if b, err := hex.DecodeString(s); err == nil && len(b) > 0 {
-		return b
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) > 0 {
-			return b
-		}
-	}
-	return []byte(s)
 }
