@@ -54,7 +54,7 @@ func loginEvent() *riskv1.Event {
 			Mac: rawMAC, Imsi: rawIMSI, Platform: " Android ", Model: "Pixel 8", OsVersion: "14",
 			AppVersion: "5.2.0", Rooted: true, HookFrameworks: []string{"xposed"},
 			InstalledPackages: []string{"com.tencent.mm", "com.eg.android.AlipayGphone"},
-			Timezone: "Asia/Shanghai", Language: "zh-CN",
+			Timezone:          "Asia/Shanghai", Language: "zh-CN",
 		},
 		Network: &riskv1.Network{
 			Ip: rawIP, UserAgent: "okhttp/4.12.0", Carrier: "China Mobile", WifiBssid: rawBSSID,
