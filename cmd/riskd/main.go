@@ -1,0 +1,32 @@
+// Command riskd is the riskd server. `riskd --help` lists its settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/riskd/riskd/server"
+)
+
+func main() {
+	cfg, err := server.LoadConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "riskd:", err)
+		os.Exit(2)
+	}
+	log := server.NewLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := server.Run(ctx, cfg, log, server.Hooks{}); err != nil {
+		log.Error("riskd failed", "err", err)
+		os.Exit(1)
+	}
+}

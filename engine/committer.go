@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrClosed is returned for work submitted after Close.
+var ErrClosed = errors.New("engine: closed")
+
+// commitReq is one caller's contribution to a group commit.
+type commitReq struct {
+	// b holds the caller's own writes; nil when seal writes everything.
+	b *pebble.Batch
+	// seal runs in the committer goroutine, in commit order, writing into
+	// the group batch: this is where the decision log links its hash chain.
+	// A seal error fails this request alone.
+	seal func(group *pebble.Batch) error
+	done chan error
+}
+
+// committer is the single goroutine that turns many callers' batches into
+// one synced Pebble commit. Commit order is the order of the channel.
+type committer struct {
+	db       *pebble.DB
+	maxGroup int
+	reqs     chan *commitReq
+	rewind   func() func() // snapshot the decision chain head; the result rewinds to it
+
+	mu     sync.RWMutex // guards closed against sends racing Close
+	closed bool         // guarded by mu
+
+	wg sync.WaitGroup
+
+	// statistics, read by metrics
+	groups    atomic.Int64
+	committed atomic.Int64
+}
+
+func newCommitter(db *pebble.DB, maxGroup int, rewind func() func()) *committer {
+	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), rewind: rewind}
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+// submit queues a request and returns at once; the answer arrives on
+// req.done. It fails when the engine is closed or ctx ends first (the queue
+// is full because the store stalls).
+func (c *committer) submit(ctx context.Context, r *commitReq) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	select {
+	case c.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commit submits one request and waits for its commit. It takes ownership
+// of b (closing it once applied). ctx bounds only the wait; once submitted,
+// the write lands whether or not anyone waits for it.
+func (c *committer) commit(ctx context.Context, b *pebble.Batch, seal func(*pebble.Batch) error) error {
+	r := &commitReq{b: b, seal: seal, done: make(chan error, 1)}
+	if err := c.submit(ctx, r); err != nil {
+		if b != nil {
+			_ = b.Close()
+		}
+		return err
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *committer) run() {
+	defer c.wg.Done()
+	group := make([]*commitReq, 0, c.maxGroup)
+	for first := range c.reqs {
+		group = append(group[:0], first)
+	drain:
+		for len(group) < c.maxGroup {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		c.commitGroup(group)
+	}
+}
+
+func (c *committer) commitGroup(group []*commitReq) {
+	rewind := c.rewind()
+	batch := c.db.NewBatch()
+	errs := make([]error, len(group))
+	for i, r := range group {
+		if r.seal != nil {
+			if err := r.seal(batch); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		if r.b != nil {
+			if err := batch.Apply(r.b, nil); err != nil {
+				errs[i] = err
+			}
+			_ = r.b.Close()
+		}
+	}
+	err := batch.Commit(pebble.Sync)
+	_ = batch.Close()
+	if err != nil {
+		rewind()
+	}
+	c.groups.Add(1)
+	for i, r := range group {
+		e := errs[i]
+		if e == nil {
+			e = err
+		}
+		if e == nil {
+			c.committed.Add(1)
+		}
+		r.done <- e
+	}
+}
+
+// close stops accepting work, commits what is queued, and waits.
+func (c *committer) close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.reqs)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}

@@ -1,0 +1,310 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/decisions"
+	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/ingest"
+	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/keys"
+	"github.com/riskd/riskd/rules"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrIngested: the event id was recorded by Ingest, which decides
+	// nothing, so there is no decision to return and evaluating it now
+	// would count it twice.
+	ErrIngested = errors.New("engine: event id already ingested without a decision")
+)
+
+// Engine evaluates and records events. Create it with Open.
+type Engine struct {
+	opts  Options
+	clock clock.Clock
+	log   *slog.Logger
+
+	db        *pebble.DB
+	norm      *ingest.Normalizer
+	features  *features.Store
+	decisions *decisions.Log
+	committer *committer
+
+	rules atomic.Pointer[rules.Set]
+
+	inflight inflight
+
+	stop   context.CancelFunc
+	bg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Open opens (or creates) the store in opts.DataDir and starts the committer.
+func Open(opts Options) (*Engine, error) {
+	if err := opts.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, clock: opts.Clock, log: opts.Logger}
+	var err error
+	e.norm, err = ingest.New(ingest.Options{PseudonymKey: opts.PseudonymKey, Clock: opts.Clock, MaxEventAge: opts.MaxEventAge})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	set := opts.Rules
+	if set == nil {
+		if set, err = rules.Default(); err != nil {
+			return nil, fmt.Errorf("engine: bundled rules: %w", err)
+		}
+	}
+	e.rules.Store(set)
+
+	e.db, err = pebble.Open(opts.DataDir, &pebble.Options{
+		FS:     opts.FS,
+		Merger: features.Merger(),
+		Logger: pebbleLogger{opts.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: open store %s: %w", opts.DataDir, err)
+	}
+	fail := func(err error) (*Engine, error) {
+		if e.decisions != nil {
+			_ = e.decisions.Close()
+		}
+		_ = e.db.Close()
+		return nil, err
+	}
+	e.features, err = features.Open(features.Options{
+		DB: e.db, Catalog: opts.Catalog, CacheEntries: opts.CacheEntries,
+		Clock: opts.Clock, Lateness: opts.MaxEventAge,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("engine: features: %w", err))
+	}
+	e.decisions, err = decisions.Open(e.db, decisions.Options{
+		Clock: opts.Clock, AppealWindow: opts.AppealWindow, Logger: opts.Logger,
+		Commit: func(fn func(b *pebble.Batch) error) error { return e.Commit(context.Background(), fn) },
+	})
+	if err != nil {
+		return fail(fmt.Errorf("engine: decisions: %w", err))
+	}
+	e.committer = newCommitter(e.db, opts.MaxGroup, func() func() {
+		head := e.decisions.Head()
+		return func() { e.decisions.Rewind(head) }
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	e.bg.Add(1)
+	go e.sweepLoop(ctx)
+	return e, nil
+}
+
+// Close stops background work, commits what is queued and closes the store.
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	e.stop()
+	e.bg.Wait()
+	e.committer.close()
+	if err := e.decisions.Close(); err != nil {
+		e.log.Error("closing the decision log", "err", err)
+	}
+	return e.db.Close()
+}
+
+// DB exposes the store, for operators' tools and tests that walk it.
+func (e *Engine) DB() *pebble.DB { return e.db }
+
+// Decisions is the decision log.
+func (e *Engine) Decisions() *decisions.Log { return e.decisions }
+
+// Features is the feature store.
+func (e *Engine) Features() *features.Store { return e.features }
+
+// Normalizer is the edge's validator and pseudonymizer.
+func (e *Engine) Normalizer() *ingest.Normalizer { return e.norm }
+
+// Rules returns the rule set in force.
+func (e *Engine) Rules() *rules.Set { return e.rules.Load() }
+
+// SetRules swaps the rule set in force atomically: an evaluation uses
+// exactly one set, and none waits for the swap.
+func (e *Engine) SetRules(s *rules.Set) { e.rules.Store(s) }
+
+// lists is what rules and features consult for named lists; nil until the
+// lists store is wired.
+func (e *Engine) lists() rules.Lists { return nil }
+
+// Commit runs fn in the committer goroutine, in commit order, and commits
+// what it writes with everything else waiting, synced. Appeals, labels and
+// erasures use it so that their chain entries are ordered with decisions.
+func (e *Engine) Commit(ctx context.Context, fn func(b *pebble.Batch) error) error {
+	return e.committer.commit(ctx, nil, fn)
+}
+
+func (e *Engine) sweepLoop(ctx context.Context) {
+	defer e.bg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.features.Sweep(e.clock.Now()); err != nil {
+				e.log.Warn("feature sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// seenKey is the idempotency key of an event id. The id is the caller's and
+// may carry personal data, so it is keyed by its pseudonym.
+func (e *Engine) seenKey(eventID string) []byte {
+	p := e.norm.Pseudonym("event_id", eventID)
+	k := make([]byte, 0, 1+len(p))
+	return append(append(k, keys.EventSeen), p...)
+}
+
+// lookupSeen returns the decision stored for an event id, (nil, true) for an
+// event ingested without a decision, and (nil, false) for a new event.
+func (e *Engine) lookupSeen(key []byte) (*riskv1.Decision, bool, error) {
+	v, closer, err := e.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("engine: idempotency lookup: %w", err)
+	}
+	id := string(v)
+	_ = closer.Close()
+	if id == "" {
+		return nil, true, nil
+	}
+	d, err := e.decisions.Get(id)
+	if err != nil {
+		return nil, true, fmt.Errorf("engine: stored decision %s: %w", id, err)
+	}
+	return d, true, nil
+}
+
+// featureMap turns a feature vector into the Decision's map: every
+// applicable feature, absent values as null.
+func featureMap(defs []features.Def, v features.Vector) map[string]*structpb.Value {
+	m := make(map[string]*structpb.Value, len(defs))
+	for i, d := range defs {
+		if i >= len(v) || !v[i].Applicable {
+			continue
+		}
+		val := v[i]
+		switch {
+		case !val.Present:
+			m[d.Name] = structpb.NewNullValue()
+		case d.Kind == features.KindBool:
+			m[d.Name] = structpb.NewBoolValue(val.Bool)
+		case d.Kind == features.KindFloat:
+			m[d.Name] = structpb.NewNumberValue(val.Float)
+		default:
+			m[d.Name] = structpb.NewNumberValue(float64(val.Int))
+		}
+	}
+	return m
+}
+
+// categories names the kinds of personal information a decision used: the
+// categories of every applicable feature, and those of the parts of the
+// event the caller sent.
+func categories(ev *event.Event, defs []features.Def, v features.Vector) []string {
+	var set [5]bool // device, network, location, behaviour, payment
+	names := [5]string{"device", "network", "location", "behaviour", "payment"}
+	mark := func(c string) {
+		for i, n := range names {
+			if n == c {
+				set[i] = true
+			}
+		}
+	}
+	if ev.Has.Device {
+		mark("device")
+	}
+	if ev.Has.Network {
+		mark("network")
+	}
+	if ev.Has.Location {
+		mark("location")
+	}
+	if ev.Has.Payment {
+		mark("payment")
+	}
+	if ev.Has.Login || ev.Has.ServiceLog || ev.Has.Attendance {
+		mark("behaviour")
+	}
+	for i, d := range defs {
+		if i < len(v) && v[i].Applicable {
+			for _, c := range d.Categories {
+				mark(c)
+			}
+		}
+	}
+	out := make([]string, 0, 5)
+	for i, ok := range set {
+		if ok {
+			out = append(out, names[i])
+		}
+	}
+	return out
+}
+
+func reasonsPB(rs []rules.Reason) []*riskv1.Reason {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]*riskv1.Reason, len(rs))
+	for i, r := range rs {
+		out[i] = &riskv1.Reason{
+			RuleId: r.RuleID, RuleVersion: r.RuleVersion, Action: r.Action, Score: r.Score,
+			MessageEn: r.MessageEN, MessageZh: r.MessageZH, Expression: r.Expression,
+		}
+	}
+	return out
+}
+
+// newDecision fills the fields every decision shares.
+func (e *Engine) newDecision(ev *event.Event, stored *riskv1.Event, now time.Time) *riskv1.Decision {
+	return &riskv1.Decision{
+		DecisionId:     decisions.NewID(now),
+		EventId:        ev.EventID,
+		AccountId:      ev.AccountID,
+		DecidedAt:      timestamppb.New(now),
+		AppealDeadline: timestamppb.New(now.Add(e.opts.AppealWindow)),
+		FullyAutomated: true,
+		Event:          stored,
+		EventType:      riskv1.EventType(ev.Type),
+		OccurredAt:     stored.GetOccurredAt(),
+	}
+}
+
+func (e *Engine) degrade(d *riskv1.Decision, t event.Type, why string) {
+	d.Outcome = riskv1.Outcome(e.opts.FailModes[t])
+	d.Degraded = true
+	d.DegradedReason = why
+	d.Score = 0
+	d.Reasons = nil
+	d.ShadowReasons = nil
+}
+
+func durationPB(d time.Duration) *durationpb.Duration { return durationpb.New(d) }

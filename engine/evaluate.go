@@ -1,0 +1,252 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/decisions"
+	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/ingest"
+)
+
+// result is what the pipeline goroutine hands back.
+type result struct {
+	d   *riskv1.Decision
+	err error
+}
+
+// run coordinates the two paths of one evaluation: the pipeline goroutine
+// and the caller waiting on the budget. Exactly one of them records a
+// decision for the event (claim), and exactly one releases the event id
+// (state): the caller, unless it answered early while the pipeline was still
+// committing, in which case the pipeline releases it once its commit is done,
+// so that a retry cannot decide the event twice.
+type run struct {
+	claimed atomic.Bool
+	state   atomic.Int32 // runRunning, runAbandoned, runFinished
+	key     string
+	call    *call
+	out     chan result
+}
+
+const (
+	runRunning int32 = iota
+	runAbandoned
+	runFinished
+)
+
+func (r *run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
+
+// Evaluate validates, decides and durably records one event. Invalid input
+// returns an error matching ingest.ErrInvalid and changes nothing. Internal
+// faults and overruns do not return errors: they return the event type's
+// fail mode, marked degraded.
+func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decision, error) {
+	arrived := time.Now()
+	ev, stored, err := e.norm.Normalize(pb)
+	if err != nil {
+		return nil, err
+	}
+	deadline := arrived.Add(e.opts.Budget)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	key := e.seenKey(ev.EventID)
+	c, leader := e.inflight.begin(string(key))
+	if !leader {
+		// The same event is being decided right now: share its answer.
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case <-c.done:
+			return c.d, c.err
+		case <-t.C:
+			d := e.newDecision(ev, stored, e.clock.Now())
+			e.degrade(d, ev.Type, "a request with the same event id is still in flight; not recorded")
+			return d, nil
+		}
+	}
+	r := &run{key: string(key), call: c, out: make(chan result, 1)}
+	d, err, handedOff := e.evaluateLeader(ev, stored, key, arrived, deadline, r)
+	if !handedOff {
+		e.inflight.end(r.key, c, d, err)
+	}
+	return d, err
+}
+
+// evaluateLeader answers for the first request of an event id. handedOff
+// reports that the pipeline, still committing, will release the event id.
+func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byte, arrived, deadline time.Time, r *run) (d *riskv1.Decision, err error, handedOff bool) {
+	prev, seen, err := e.lookupSeen(key)
+	switch {
+	case err != nil:
+		e.log.Error("idempotency lookup failed", "err", err)
+		d := e.newDecision(ev, stored, e.clock.Now())
+		e.degrade(d, ev.Type, "store unavailable; not recorded")
+		return d, nil, false
+	case seen && prev == nil:
+		return nil, ErrIngested, false
+	case seen:
+		return prev, nil, false
+	}
+
+	go e.pipeline(ev, stored, key, arrived, r)
+
+	// Keep a fifth of the budget to record the fail mode if the pipeline
+	// overruns.
+	soft := deadline.Add(-time.Until(deadline) / 5)
+	t := time.NewTimer(time.Until(soft))
+	defer t.Stop()
+	select {
+	case res := <-r.out:
+		return res.d, res.err, false
+	case <-t.C:
+	}
+	if r.claim() {
+		d := e.newDecision(ev, stored, e.clock.Now())
+		e.degrade(d, ev.Type, "budget exceeded before a decision")
+		e.log.Warn("evaluate overran its budget", "event_type", ev.Type.String(), "budget", e.opts.Budget)
+		if err := e.record(deadline, d, ev, stored, key, nil); err != nil {
+			d.DegradedReason += "; not recorded: " + err.Error()
+		}
+		return d, nil, false
+	}
+	// The pipeline is committing its decision: wait for the store until
+	// the hard deadline.
+	t.Reset(time.Until(deadline))
+	select {
+	case res := <-r.out:
+		return res.d, res.err, false
+	case <-t.C:
+	}
+	if !r.state.CompareAndSwap(runRunning, runAbandoned) {
+		res := <-r.out // finished just now
+		return res.d, res.err, false
+	}
+	d = e.newDecision(ev, stored, e.clock.Now())
+	e.degrade(d, ev.Type, "store stalled past the budget; not recorded yet")
+	e.log.Error("store stalled past the evaluate budget", "budget", e.opts.Budget)
+	return d, nil, true
+}
+
+// finish hands the pipeline's result to the waiting caller, or, when the
+// caller has answered already, releases the event id itself.
+func (e *Engine) finish(r *run, res result) {
+	if r.state.CompareAndSwap(runRunning, runFinished) {
+		r.out <- res
+		return
+	}
+	e.inflight.end(r.key, r.call, res.d, res.err)
+}
+
+// record commits a decision (and b's writes, if any) with the idempotency
+// key and the stored event, waiting at most until deadline.
+func (e *Engine) record(deadline time.Time, d *riskv1.Decision, ev *event.Event, stored *riskv1.Event, key []byte, b *pebble.Batch) error {
+	if b == nil {
+		b = e.db.NewBatch()
+	}
+	err := e.stage(b, d, stored, key)
+	var prep *decisions.Pending
+	if err == nil {
+		prep, err = e.decisions.Prepare(d, ev.P.Account)
+	}
+	if err != nil {
+		_ = b.Close()
+		return err
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return e.committer.commit(ctx, b, func(g *pebble.Batch) error { return e.decisions.Append(g, prep) })
+}
+
+func (e *Engine) stage(b *pebble.Batch, d *riskv1.Decision, stored *riskv1.Event, key []byte) error {
+	if err := b.Set(key, []byte(d.DecisionId), nil); err != nil {
+		return err
+	}
+	return ingest.PutEvent(b, stored)
+}
+
+// pipeline reads and updates features, runs the rules, and records the
+// decision, unless the overrun path claimed the event first.
+func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arrived time.Time, r *run) {
+	mine := false // this goroutine claimed the event
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		e.log.Error("evaluate pipeline panicked", "panic", fmt.Sprint(p))
+		d := e.newDecision(ev, stored, e.clock.Now())
+		e.degrade(d, ev.Type, "internal fault")
+		switch {
+		case r.claim():
+			if err := e.record(time.Now().Add(e.opts.Budget), d, ev, stored, key, nil); err != nil {
+				d.DegradedReason += "; not recorded: " + err.Error()
+			}
+		case mine:
+			d.DegradedReason += "; not recorded"
+		default:
+			return // the caller claimed, recorded and answered
+		}
+		e.finish(r, result{d: d})
+	}()
+	b := e.db.NewBatch()
+	set := e.rules.Load()
+	now := e.clock.Now()
+	d := e.newDecision(ev, stored, now)
+	d.RulesetVersion = set.Version()
+
+	vec, pending, ferr := e.features.Apply(ev, b)
+	if ferr != nil {
+		e.log.Error("feature read failed", "err", ferr)
+		if pending != nil {
+			e.features.Done(pending, false)
+			pending = nil
+		}
+		b.Reset()
+		e.degrade(d, ev.Type, "features unavailable")
+	} else {
+		defs := e.opts.Catalog.Defs()
+		d.Features = featureMap(defs, vec)
+		d.DataCategories = categories(ev, defs, vec)
+		res, rerr := set.Evaluate(ev, vec, e.lists())
+		if rerr != nil {
+			e.log.Error("rule evaluation failed", "ruleset", set.Version(), "err", rerr)
+			e.degrade(d, ev.Type, "rules failed")
+		} else {
+			d.Outcome = riskv1.Outcome(res.Outcome)
+			d.Score = res.Score
+			d.Reasons = reasonsPB(res.Reasons)
+			d.ShadowReasons = reasonsPB(res.Shadow)
+		}
+	}
+	d.Latency = durationPB(time.Since(arrived))
+
+	if mine = r.claim(); !mine {
+		// The overrun path answered and recorded the fail mode.
+		if pending != nil {
+			e.features.Done(pending, false)
+		}
+		b.Close()
+		return
+	}
+	err := e.record(time.Now().Add(time.Hour), d, ev, stored, key, b)
+	if pending != nil {
+		e.features.Done(pending, err == nil)
+	}
+	if err != nil {
+		e.log.Error("recording the decision failed", "err", err)
+		if errors.Is(err, ErrClosed) {
+			e.finish(r, result{err: err})
+			return
+		}
+		e.degrade(d, ev.Type, "store unavailable; not recorded")
+	}
+	e.finish(r, result{d: d})
+}

@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/rules"
+)
+
+// Options configures an Engine. The zero value of every field but DataDir
+// and PseudonymKey means its documented default.
+type Options struct {
+	// DataDir holds the Pebble store. Required.
+	DataDir string
+	// FS is the filesystem under the store; default the OS's. Tests inject
+	// faults through it.
+	FS vfs.FS
+	// PseudonymKey keys the HMAC that replaces identifiers. Required, ≥ 16 bytes.
+	PseudonymKey []byte
+	// Catalog is the feature catalog; default features.DefaultCatalog().
+	Catalog *features.Catalog
+	// Rules is the rule set to start with; default rules.Default().
+	Rules *rules.Set
+	// MaxEventAge is the lateness bound: older events are rejected. Default 24h.
+	MaxEventAge time.Duration
+	// Budget bounds Evaluate from arrival to answer. Default 50ms.
+	Budget time.Duration
+	// FailModes is the outcome given per event type when Evaluate overruns
+	// its budget or meets an internal fault. Types not listed use
+	// DefaultFailModes.
+	FailModes map[event.Type]rules.Outcome
+	// AppealWindow is how long after a decision its subject may appeal.
+	// Default 30 days.
+	AppealWindow time.Duration
+	// CacheEntries bounds the hot feature state kept in memory (entries).
+	// Default: the features package's default.
+	CacheEntries int
+	// MaxGroup bounds how many evaluations one group commit carries.
+	// Default 512.
+	MaxGroup int
+	// Clock tells event-time "now"; default the system clock.
+	Clock clock.Clock
+	// Logger receives operational logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultFailModes are the fail modes of issue "riskd scores an event end to
+// end": let a login or a page view through, hold money and check-ins for review.
+var DefaultFailModes = map[event.Type]rules.Outcome{
+	event.Login:         rules.Allow,
+	event.Register:      rules.Allow,
+	event.PasswordReset: rules.Review,
+	event.Payment:       rules.Review,
+	event.Attendance:    rules.Review,
+	event.DeviceReport:  rules.Allow,
+	event.ServiceLog:    rules.Allow,
+}
+
+// Default values.
+const (
+	DefaultMaxEventAge  = 24 * time.Hour
+	DefaultBudget       = 50 * time.Millisecond
+	DefaultAppealWindow = 30 * 24 * time.Hour
+	DefaultMaxGroup     = 512
+)
+
+func (o *Options) ensureDefaults() error {
+	if o.DataDir == "" {
+		return fmt.Errorf("engine: Options.DataDir is required")
+	}
+	if len(o.PseudonymKey) < 16 {
+		return fmt.Errorf("engine: Options.PseudonymKey must be at least 16 bytes")
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Catalog == nil {
+		o.Catalog = features.DefaultCatalog()
+	}
+	if o.MaxEventAge <= 0 {
+		o.MaxEventAge = DefaultMaxEventAge
+	}
+	if o.Budget <= 0 {
+		o.Budget = DefaultBudget
+	}
+	if o.AppealWindow <= 0 {
+		o.AppealWindow = DefaultAppealWindow
+	}
+	if o.MaxGroup <= 0 {
+		o.MaxGroup = DefaultMaxGroup
+	}
+	o.Clock = clock.Or(o.Clock)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	modes := make(map[event.Type]rules.Outcome, len(DefaultFailModes))
+	for t, m := range DefaultFailModes {
+		modes[t] = m
+	}
+	for t, m := range o.FailModes {
+		if m < rules.Allow || m > rules.Deny {
+			return fmt.Errorf("engine: fail mode for %s: outcome %d out of range", t, m)
+		}
+		modes[t] = m
+	}
+	o.FailModes = modes
+	return nil
+}

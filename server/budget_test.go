@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/rules"
+)
+
+// stallFS is the OS filesystem whose syncs stall while stall > 0: a disk
+// that stops answering.
+type stallFS struct {
+	vfs.FS
+	stall atomic.Int64 // nanoseconds each sync sleeps
+}
+
+type stallFile struct {
+	vfs.File
+	fs *stallFS
+}
+
+func (f stallFile) wait() {
+	if d := f.fs.stall.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
+}
+
+func (f stallFile) Sync() error { f.wait(); return f.File.Sync() }
+
+func (f stallFile) SyncData() error { f.wait(); return f.File.SyncData() }
+
+func (f stallFile) SyncTo(length int64) (bool, error) { f.wait(); return f.File.SyncTo(length) }
+
+func (fs *stallFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, category)
+	if err != nil {
+		return nil, err
+	}
+	return stallFile{f, fs}, nil
+}
+
+func (fs *stallFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname, category)
+	if err != nil {
+		return nil, err
+	}
+	return stallFile{f, fs}, nil
+}
+
+func (fs *stallFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, category, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return stallFile{f, fs}, nil
+}
+
+// A stalled disk makes Evaluate answer on time with the fail mode, marked
+// degraded; the decision lands once the disk answers, and a retry returns it.
+func TestBudgetStalledStore(t *testing.T) {
+	fs := &stallFS{FS: vfs.Default}
+	s := startServer(t, serverSetup{hooks: Hooks{Engine: func(o *engine.Options) {
+		o.FS = fs
+		o.Budget = 50 * time.Millisecond
+	}}})
+	s.evaluate(loginEvent("warm", "acct-b", "dev-b", true, time.Now()))
+
+	fs.stall.Store(int64(400 * time.Millisecond))
+	client := s.risk(protoConnect, s.creds.Service)
+	tests := []struct {
+		ev   *riskv1.Event
+		want riskv1.Outcome
+	}{
+		{paymentEvent("stall-pay", "acct-b", "dev-b", "payee", 500, time.Now()), riskv1.Outcome_OUTCOME_REVIEW},
+		{loginEvent("stall-login", "acct-b", "dev-b", true, time.Now()), riskv1.Outcome_OUTCOME_ALLOW},
+		{attendanceEvent("stall-att", "acct-b", "dev-b", "site-1", time.Now()), riskv1.Outcome_OUTCOME_REVIEW},
+	}
+	for _, tc := range tests {
+		start := time.Now()
+		res, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{Event: tc.ev}))
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := res.Msg.GetDecision()
+		if !d.GetDegraded() || d.GetOutcome() != tc.want {
+			t.Errorf("%s: outcome %v degraded %v, want %v degraded", tc.ev.EventId, d.GetOutcome(), d.GetDegraded(), tc.want)
+		}
+		// 50 ms budget plus the loopback round trip; far below the 400 ms stall.
+		if took > 250*time.Millisecond {
+			t.Errorf("%s: answered after %v", tc.ev.EventId, took)
+		}
+	}
+	fs.stall.Store(0)
+	// Once the disk answers, the decisions the pipeline submitted are stored.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := s.evaluate(paymentEvent("stall-pay", "acct-b", "dev-b", "payee", 500, time.Now()))
+		if !d.GetDegraded() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("decision never recorded: %v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A rule that fails at run time is an internal fault: Evaluate answers with
+// the fail mode, degraded, and records that decision.
+func TestBudgetRuleFault(t *testing.T) {
+	faulty := rules.File{Name: "faulty.yaml", Data: []byte(`rules:
+  - id: test.divides_by_zero
+    description: fails at run time for an amount of 500
+    applies_to: [PAYMENT]
+    when: payment.amount_minor % (payment.amount_minor - 500) == 0
+    score: 10
+    reason: {en: "never", zh: "从不"}
+`)}
+	set, err := rules.Compile(append(rules.BundledFiles(), faulty), rules.CompileOptions{Features: features.DefaultCatalog().Defs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverSetup{hooks: Hooks{Engine: func(o *engine.Options) { o.Rules = set }}})
+	start := time.Now()
+	d := s.evaluate(paymentEvent("fault-1", "acct-f", "dev-f", "payee-f", 500, time.Now()))
+	if took := time.Since(start); took > 250*time.Millisecond {
+		t.Errorf("answered after %v", took)
+	}
+	if !d.GetDegraded() || d.GetOutcome() != riskv1.Outcome_OUTCOME_REVIEW {
+		t.Fatalf("outcome %v degraded %v, want REVIEW degraded", d.GetOutcome(), d.GetDegraded())
+	}
+	res, err := s.decisions(protoConnect, s.creds.Analyst).GetDecision(context.Background(), connect.NewRequest(&riskv1.GetDecisionRequest{DecisionId: d.GetDecisionId()}))
+	if err != nil {
+		t.Fatalf("degraded decision not recorded: %v", err)
+	}
+	if !res.Msg.GetDecision().GetDegraded() || res.Msg.GetDecision().GetDegradedReason() == "" {
+		t.Errorf("stored decision: %v", res.Msg.GetDecision())
+	}
+	if !strings.Contains(s.logs.String(), "rule evaluation failed") {
+		t.Error("the fault was not logged")
+	}
+	// Other amounts are decided normally.
+	if d := s.evaluate(paymentEvent("fault-2", "acct-f", "dev-f", "payee-f", 501, time.Now())); d.GetDegraded() {
+		t.Errorf("amount 501 degraded: %s", d.GetDegradedReason())
+	}
+}

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/rules"
+)
+
+// Config is riskd's configuration. Every setting has a flag, an environment
+// variable (RISKD_ and the flag's name in capitals, dashes as underscores)
+// and a key in the optional YAML file (the flag's name); a flag beats the
+// environment, which beats the file, which beats the default.
+type Config struct {
+	Listen          string
+	DataDir         string
+	ConfigFile      string
+	MaxEventAge     time.Duration
+	Budget          time.Duration
+	AppealWindow    time.Duration
+	FailModes       map[event.Type]rules.Outcome
+	CatalogFile     string
+	CacheEntries    int
+	MaxRequestBytes int
+	ShutdownGrace   time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+	CredentialsFile string
+}
+
+// failModesFlag parses "payment=review,login=allow".
+type failModesFlag struct{ m map[event.Type]rules.Outcome }
+
+func (f *failModesFlag) String() string {
+	if f == nil || f.m == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(f.m))
+	for t, o := range f.m {
+		parts = append(parts, strings.ToLower(t.String())+"="+strings.ToLower(o.String()))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (f *failModesFlag) Set(s string) error {
+	m := make(map[event.Type]rules.Outcome)
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, outcome, ok := strings.Cut(part, "=")
+		if !ok {
+			return fmt.Errorf("%q: want TYPE=OUTCOME", part)
+		}
+		t, ok := event.ParseType(strings.ToUpper(strings.TrimSpace(name)))
+		if !ok {
+			return fmt.Errorf("%q: unknown event type", name)
+		}
+		o, ok := rules.ParseOutcome(strings.TrimSpace(outcome))
+		if !ok {
+			return fmt.Errorf("%q: unknown outcome (allow, challenge, review, deny)", outcome)
+		}
+		m[t] = o
+	}
+	f.m = m
+	return nil
+}
+
+// levelFlag parses a slog level name.
+type levelFlag struct{ l *slog.Level }
+
+func (f levelFlag) String() string {
+	if f.l == nil {
+		return "info"
+	}
+	return strings.ToLower(f.l.String())
+}
+func (f levelFlag) Set(s string) error { return f.l.UnmarshalText([]byte(s)) }
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "RISKD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// LoadConfig reads the configuration from args (without the program name),
+// the environment (getenv) and the YAML file named by --config or
+// RISKD_CONFIG. Help goes to usage; flag.ErrHelp is returned for -h.
+func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	fm := &failModesFlag{}
+	fs := flag.NewFlagSet("riskd", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to serve Connect, gRPC and gRPC-Web on (HTTP/1.1 and h2c)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the Pebble store and credentials.json")
+	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML file of settings, keyed by flag name")
+	fs.DurationVar(&c.MaxEventAge, "max-event-age", engine.DefaultMaxEventAge, "oldest event accepted (the lateness bound); raise it for backfills")
+	fs.DurationVar(&c.Budget, "budget", engine.DefaultBudget, "Evaluate's time budget; past it riskd answers with the event type's fail mode, marked degraded")
+	fs.DurationVar(&c.AppealWindow, "appeal-window", engine.DefaultAppealWindow, "how long after a decision its subject may appeal")
+	fs.Var(fm, "fail-mode", "fail modes per event type, e.g. login=allow,payment=review (default: login, register, device_report, service_log allow; password_reset, payment, attendance review)")
+	fs.StringVar(&c.CatalogFile, "catalog", "", "feature catalog YAML file (default: the catalog embedded in the binary)")
+	fs.IntVar(&c.CacheEntries, "cache-entries", 0, "hot feature state entries kept in memory (default: the feature store's default)")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", DefaultMaxRequestBytes, "largest request message accepted, in bytes")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	c.LogLevel = slog.LevelInfo
+	fs.Var(levelFlag{&c.LogLevel}, "log-level", "debug, info, warn or error (debug logs one line per request)")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.CredentialsFile, "credentials", "", "credentials file (default: <data-dir>/credentials.json, written on first start)")
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "riskd: the riskd security-risk and anti-fraud scoring server.\n\n")
+		fmt.Fprintf(usage, "Usage: riskd [flags]\n\nEvery flag can also be set by an environment variable (shown) or a key in\nthe --config YAML file (the flag's name). Flags beat the environment, which\nbeats the file.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			def := f.DefValue
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(usage, "  --%s (%s, default %s)\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	setOnCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setOnCommandLine[f.Name] = true })
+
+	if !setOnCommandLine["config"] {
+		if v := getenv(envName("config")); v != "" {
+			c.ConfigFile = v
+		}
+	}
+	file := map[string]string{}
+	if c.ConfigFile != "" {
+		var err error
+		if file, err = readConfigFile(c.ConfigFile); err != nil {
+			return c, err
+		}
+	}
+	for name := range file {
+		if fs.Lookup(name) == nil || name == "config" {
+			return c, fmt.Errorf("%s: unknown setting %q", c.ConfigFile, name)
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if setOnCommandLine[f.Name] || f.Name == "config" {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", c.ConfigFile, f.Name, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	c.FailModes = fm.m
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("log-format: %q: want text or json", c.LogFormat)
+	}
+	if c.CredentialsFile == "" {
+		c.CredentialsFile = c.DataDir + string(os.PathSeparator) + "credentials.json"
+	}
+	return c, nil
+}
+
+func readConfigFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		switch v := v.(type) {
+		case map[string]any:
+			// fail-mode may be written as a mapping.
+			parts := make([]string, 0, len(v))
+			for t, o := range v {
+				parts = append(parts, fmt.Sprintf("%s=%v", t, o))
+			}
+			sort.Strings(parts)
+			out[k] = strings.Join(parts, ",")
+		default:
+			out[k] = fmt.Sprint(v)
+		}
+	}
+	return out, nil
+}

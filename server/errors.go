@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"connectrpc.com/connect"
+
+	"github.com/riskd/riskd/auth"
+	"github.com/riskd/riskd/decisions"
+	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/ingest"
+)
+
+// What a caller sees for a bad token or a role it lacks.
+var (
+	errUnauthenticated = errors.New("missing or invalid bearer token")
+	errPermission      = errors.New("permission denied")
+)
+
+// invalid builds an invalid_argument error naming a request field.
+func invalid(field, reason string) *connect.Error {
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %s", field, reason))
+}
+
+// connectError maps a domain error to the Connect error a client sees. It is
+// the only place that does; messages never carry internals. prefix is the
+// request path of the event ("event" or "events[3]") for field errors.
+func connectError(ctx context.Context, log *slog.Logger, prefix string, err error) *connect.Error {
+	var ce *connect.Error
+	var fe *ingest.FieldError
+	var dfe *decisions.FieldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return ce
+	case errors.As(err, &fe):
+		field := fe.Field
+		if prefix != "" {
+			field = prefix + "." + field
+		}
+		return invalid(field, fe.Reason)
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
+	case errors.Is(err, errPermission):
+		return connect.NewError(connect.CodePermissionDenied, errPermission)
+	case errors.Is(err, decisions.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
+	case errors.Is(err, decisions.ErrInvalidPageToken):
+		return invalid("page_token", "not a token this server issued for this query")
+	case errors.As(err, &dfe):
+		return invalid(dfe.Field, dfe.Reason)
+	case errors.Is(err, decisions.ErrAppealExists):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New("an appeal is already open for this decision"))
+	case errors.Is(err, decisions.ErrAppealWindowClosed):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("the appeal deadline of this decision has passed"))
+	case errors.Is(err, decisions.ErrAlreadyResolved):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("the appeal is already resolved"))
+	case errors.Is(err, decisions.ErrBadTransition):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("the appeal's status does not allow this change"))
+	case errors.Is(err, decisions.ErrConflictOfInterest):
+		return connect.NewError(connect.CodePermissionDenied, errors.New("you authored or last changed a rule that fired in this decision; another reviewer must resolve it"))
+	case errors.Is(err, engine.ErrIngested):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New("event id was already ingested without a decision"))
+	case errors.Is(err, engine.ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down"))
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	}
+	log.ErrorContext(ctx, "internal error", "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
