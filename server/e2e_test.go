@@ -381,7 +381,7 @@ func TestIngestCountsAndReportsEachEvent(t *testing.T) {
 	bad.Network.Ip = "not-an-ip"
 	msgs := [][]*riskv1.Event{
 		{loginEvent("ing-0", "acct-ing", "dev-g", false, now), loginEvent("ing-1", "acct-ing", "dev-g", false, now.Add(time.Second))},
-		{bad, loginEvent("ing-2", "acct-ing", "dev-g", false, now.Add(2 * time.Second)), loginEvent("ing-2", "acct-ing", "dev-g", false, now.Add(2 * time.Second))},
+		{bad, loginEvent("ing-2", "acct-ing", "dev-g", false, now.Add(2*time.Second)), loginEvent("ing-2", "acct-ing", "dev-g", false, now.Add(2*time.Second))},
 	}
 	for _, m := range msgs {
 		if err := stream.Send(&riskv1.IngestRequest{Events: m}); err != nil {

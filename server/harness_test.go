@@ -3,12 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -243,8 +241,6 @@ func storeValues(t *testing.T, db *pebble.DB) map[string]string {
 	return out
 }
 
-var _ = os.Getenv
-var _ = errors.New
 
 // loginEvent is a valid LOGIN event at time at.
 func loginEvent(id, account, device string, success bool, at time.Time) *riskv1.Event {
