@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -49,11 +48,13 @@ func eventTypeName(t riskv1.EventType) string {
 	return strings.TrimPrefix(t.String(), "EVENT_TYPE_")
 }
 
+// formatTime prints a timestamp in UTC to the millisecond: decisions are
+// milliseconds apart, and nanoseconds only widen tables.
 func formatTime(ts *timestamppb.Timestamp) string {
 	if ts == nil {
 		return "-"
 	}
-	return ts.AsTime().UTC().Format(time.RFC3339Nano)
+	return ts.AsTime().UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 func yesNo(b bool) string {
