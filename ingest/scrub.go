@@ -13,8 +13,8 @@ import (
 //   - IPv4/IPv6 literals by "#ip:" + pseudonym (KindIP, canonical form), except
 //     in user agents, whose version numbers look like IPv4 addresses;
 //   - 48-bit MACs by "#mac:" + pseudonym (KindMAC, canonical form);
-//   - runs of 7 or more digits, optionally grouped by spaces, dashes,
-//     parentheses and a leading plus (phone numbers, IMEIs, IMSIs, card
+//   - runs of 7 or more digits, optionally grouped by spaces, dashes, dots
+//     (not in user agents), parentheses and a leading plus (phone numbers, IMEIs, IMSIs, card
 //     numbers) by "#p:" + pseudonym (KindPhone, the digits alone), except
 //     ISO dates (2026-11-28).
 //
@@ -75,8 +75,10 @@ func emailDomain(c byte) bool { return isAlnum(c) || c == '.' || c == '-' }
 
 func ipChar(c byte) bool { return isHex(c) || c == '.' || c == ':' }
 
-func phoneChar(c byte) bool {
-	return isDigit(c) || c == ' ' || c == '-' || c == '(' || c == ')' || c == '+'
+// phoneChar reports whether c may continue a digit run. Dots group digits in
+// some phone formats, but in user agents they separate version numbers.
+func phoneChar(c byte, dots bool) bool {
+	return isDigit(c) || c == ' ' || c == '-' || c == '(' || c == ')' || c == '+' || dots && c == '.'
 }
 
 // matchAt returns the end of an identifier starting at s[i] and its
@@ -133,7 +135,7 @@ func (n *Normalizer) matchAt(s string, i int, ips bool) (int, string) {
 			return 0, ""
 		}
 		j := i
-		for j < len(s) && phoneChar(s[j]) {
+		for j < len(s) && phoneChar(s[j], ips) {
 			j++
 		}
 		for j > i && !isDigit(s[j-1]) {
