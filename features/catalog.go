@@ -141,6 +141,8 @@ type Def struct {
 
 	state  int // index into Catalog.states; -1 for stateless features
 	filter int // index into Catalog.filters; -1 for none
+
+	whereLine int
 }
 
 // Catalog is a validated, compiled set of feature definitions. It is
@@ -274,7 +276,7 @@ func ParseCatalog(name string, data []byte) (*Catalog, error) {
 			if !ok {
 				prog, err := expr.Compile(d.Where, expr.Env(event.Event{}), expr.AsBool())
 				if err != nil {
-					return nil, fail(d.Line, d.Name, "where: %s", oneLine(err))
+					return nil, fail(d.whereLine, d.Name, "where: %s", oneLine(err))
 				}
 				fi = len(c.filters)
 				filters[d.Where] = fi
@@ -510,7 +512,7 @@ func parseDef(file string, n *yaml.Node) (Def, *stateDef, error) {
 		}
 		types |= 1 << t
 	}
-	if d.Where, _, err = scalar("where"); err != nil {
+	if d.Where, d.whereLine, err = scalar("where"); err != nil {
 		return d, nil, err
 	}
 	aggS, aggLine, err := scalar("agg")

@@ -25,11 +25,17 @@ func (p hmacPseudonymizer) Pseudonym(kind, value string) string {
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)           {}
+func (quietLogger) Errorf(string, ...any)          {}
+func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
 var t0 = time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 
 func openDB(t testing.TB, dir string) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}
