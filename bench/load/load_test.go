@@ -1,0 +1,274 @@
+package load
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+)
+
+// startFloor serves h (the floor when nil) on loopback for the test.
+func startFloor(t *testing.T, h *recordingHandler) *Floor {
+	t.Helper()
+	opts := FloorOptions{Token: "t0ken"}
+	if h != nil {
+		opts.Handler = h
+	}
+	f, err := StartFloor(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
+func newClient(t *testing.T, o ClientOptions) *Client {
+	t.Helper()
+	c, err := NewClient(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// recordingHandler is the floor plus an optional delay, remembering what it
+// was sent.
+type recordingHandler struct {
+	FloorHandler
+	delay time.Duration
+
+	mu     sync.Mutex
+	events []*riskv1.Event // guarded by mu
+}
+
+func (h *recordingHandler) Evaluate(ctx context.Context, req *connect.Request[riskv1.EvaluateRequest]) (*connect.Response[riskv1.EvaluateResponse], error) {
+	if h.delay > 0 {
+		time.Sleep(h.delay)
+	}
+	h.mu.Lock()
+	h.events = append(h.events, req.Msg.GetEvent())
+	h.mu.Unlock()
+	return h.FloorHandler.Evaluate(ctx, req)
+}
+
+func TestFloorOverEveryProtocol(t *testing.T) {
+	f := startFloor(t, nil)
+	for _, tc := range []struct {
+		name string
+		o    ClientOptions
+	}{
+		{"connect-proto-http1", ClientOptions{Protocol: "connect"}},
+		{"connect-json-http1", ClientOptions{Protocol: "connect", JSON: true}},
+		{"connect-proto-h2c", ClientOptions{Protocol: "connect", HTTP2: true}},
+		{"grpc", ClientOptions{Protocol: "grpc"}},
+		{"grpcweb", ClientOptions{Protocol: "grpcweb"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.BaseURL, tc.o.Token = f.URL, "t0ken"
+			c := newClient(t, tc.o)
+			rep, err := Run(t.Context(), c, Options{
+				Source: NewRandomSource(RandomOptions{Seed: 1}), Clients: 4, Duration: 300 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Requests.OK == 0 || rep.Requests.Errors != 0 {
+				t.Fatalf("requests %+v, errors %v", rep.Requests, rep.Errors)
+			}
+			if rep.Outcomes.Challenge != rep.Requests.OK {
+				t.Errorf("outcomes %+v, want every one of %d ok answers CHALLENGE", rep.Outcomes, rep.Requests.OK)
+			}
+			if rep.Latency.Count != rep.Requests.OK || rep.Latency.P50 <= 0 || rep.Latency.Max < rep.Latency.P99 {
+				t.Errorf("latency %+v", rep.Latency)
+			}
+		})
+	}
+}
+
+func TestWrongTokenCountsUnauthenticated(t *testing.T) {
+	f := startFloor(t, nil)
+	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "wrong"})
+	rep, err := Run(t.Context(), c, Options{Source: NewRandomSource(RandomOptions{}), Clients: 2, Duration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Requests.OK != 0 || rep.Errors["unauthenticated"] == 0 || rep.Errors["unauthenticated"] != rep.Requests.Errors {
+		t.Fatalf("requests %+v errors %v", rep.Requests, rep.Errors)
+	}
+}
+
+// An open-loop run above capacity must show the queue: with a 20 ms handler
+// and 2 in flight, capacity is 100/s; offered 400/s, request i waits about
+// 0.75*t for its turn, so latency from the schedule climbs well past 20 ms.
+// The same handler in closed loop stays near 20 ms, which is exactly the
+// coordinated omission open loop corrects.
+func TestOpenLoopLatencyIncludesQueueing(t *testing.T) {
+	f := startFloor(t, &recordingHandler{delay: 20 * time.Millisecond})
+	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+
+	open, err := Run(t.Context(), c, Options{
+		Source: NewRandomSource(RandomOptions{}), Rate: 400, MaxInflight: 2, MaxLag: -1, Duration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := Run(t.Context(), c, Options{
+		Source: NewRandomSource(RandomOptions{}), Clients: 2, Duration: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("open: %d ok, p50 %.1f ms, max %.1f ms, dropped %d; closed: p50 %.1f ms p99 %.1f ms",
+		open.Requests.OK, open.Latency.P50, open.Latency.Max, open.Requests.Dropped, closed.Latency.P50, closed.Latency.P99)
+
+	if closed.Latency.P50 < 20 {
+		t.Errorf("closed p50 %.1f ms is below the handler's 20 ms sleep", closed.Latency.P50)
+	}
+	// Measured from the actual send, open loop's p50 would be closed loop's.
+	if open.Latency.P50 < 100 || open.Latency.P50 < 3*closed.Latency.P50 {
+		t.Errorf("open p50 %.1f ms does not show queueing (closed p50 %.1f ms)", open.Latency.P50, closed.Latency.P50)
+	}
+	if open.Latency.Max < 400 {
+		t.Errorf("open max %.1f ms: latency did not grow with the schedule", open.Latency.Max)
+	}
+	// What the timetable scheduled but could not send by the end is counted.
+	if got, want := open.Requests.Sent+open.Requests.Dropped, int64(400); got < want-2 || got > want+2 {
+		t.Errorf("sent %d + dropped %d = %d, want the %d the timetable scheduled", open.Requests.Sent, open.Requests.Dropped, got, want)
+	}
+	if open.Requests.Dropped < 200 {
+		t.Errorf("dropped %d, want the unsent backlog (about 300)", open.Requests.Dropped)
+	}
+}
+
+// With a lag bound, requests that cannot start in time are dropped and
+// counted, and the latency of the sent ones stays bounded by lag + service.
+func TestOpenLoopDropsPastMaxLag(t *testing.T) {
+	f := startFloor(t, &recordingHandler{delay: 20 * time.Millisecond})
+	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+	rep, err := Run(t.Context(), c, Options{
+		Source: NewRandomSource(RandomOptions{}), Rate: 400, MaxInflight: 2, MaxLag: 30 * time.Millisecond, Duration: 600 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Requests.Dropped < 100 {
+		t.Errorf("dropped %d, want most of the 240 scheduled", rep.Requests.Dropped)
+	}
+	// Without the bound the p50 would be about 250 ms (see above).
+	if rep.Latency.P50 > 150 {
+		t.Errorf("p50 %.1f ms, want about lag 30 ms + service 20 ms", rep.Latency.P50)
+	}
+}
+
+func TestOpenLoopHoldsRateWhenUnderCapacity(t *testing.T) {
+	f := startFloor(t, nil)
+	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+	rep, err := Run(t.Context(), c, Options{
+		Source: NewRandomSource(RandomOptions{}), Rate: 200, Warmup: 100 * time.Millisecond, Duration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Requests.Sent < 190 || rep.Requests.Sent > 202 || rep.Requests.Warmup < 15 {
+		t.Errorf("requests %+v, want about 200 measured and 20 warm-up", rep.Requests)
+	}
+	if rep.Load.Mode != "open" || rep.Load.Rate != 200 {
+		t.Errorf("load %+v", rep.Load)
+	}
+}
+
+func TestEventsAreStampedPerRun(t *testing.T) {
+	h := &recordingHandler{}
+	f := startFloor(t, h)
+	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+	before := time.Now()
+	if _, err := Run(t.Context(), c, Options{Source: NewRandomSource(RandomOptions{}), Clients: 4, Duration: 200 * time.Millisecond, RunID: "run-xyz"}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.events) == 0 {
+		t.Fatal("no events")
+	}
+	seen := make(map[string]bool)
+	for _, ev := range h.events {
+		if !strings.HasPrefix(ev.GetEventId(), "run-xyz-") || seen[ev.GetEventId()] {
+			t.Fatalf("event id %q: want unique, prefixed with the run id", ev.GetEventId())
+		}
+		seen[ev.GetEventId()] = true
+		if at := ev.GetOccurredAt().AsTime(); at.Before(before) || at.After(after) {
+			t.Fatalf("occurred_at %v outside the run [%v, %v]", at, before, after)
+		}
+	}
+}
+
+// limited stops after n events.
+type limited struct {
+	Source
+	n int
+}
+
+func (l *limited) Next() (*riskv1.Event, bool) {
+	if l.n == 0 {
+		return nil, false
+	}
+	l.n--
+	return l.Source.Next()
+}
+
+func TestRunEndsWhenSourceRunsDry(t *testing.T) {
+	f := startFloor(t, nil)
+	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+	for _, rate := range []float64{0, 1000} {
+		start := time.Now()
+		rep, err := Run(t.Context(), c, Options{Source: &limited{NewRandomSource(RandomOptions{}), 50}, Rate: rate, Duration: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Requests.Sent != 50 || rep.Requests.Dropped != 0 {
+			t.Errorf("rate %g: requests %+v, want exactly 50 sent", rate, rep.Requests)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Errorf("rate %g: run went on after the source ran dry", rate)
+		}
+	}
+}
+
+func TestFloorDecisionIsDecisionSized(t *testing.T) {
+	ev, _ := NewRandomSource(RandomOptions{Seed: 3}).Next()
+	stamp(ev, NewRunID(), 12345, time.Now())
+	d := FloorDecision(ev, time.Now())
+	if len(d.GetFeatures()) != 16 || len(d.GetReasons()) < 1 || len(d.GetReasons()) > 2 {
+		t.Errorf("features %d reasons %d, want 16 and 1-2", len(d.GetFeatures()), len(d.GetReasons()))
+	}
+	if n := proto.Size(d); n < 700 || n > 2000 {
+		t.Errorf("decision is %d bytes, want about a kilobyte like riskd's", n)
+	}
+	if d.GetEventId() != ev.GetEventId() || d.GetAccountId() != ev.GetAccountId() {
+		t.Errorf("decision does not echo the event: %v", d)
+	}
+}
+
+func TestNewClientRejectsUnknownProtocol(t *testing.T) {
+	if _, err := NewClient(ClientOptions{Protocol: "carrier-pigeon"}); err == nil {
+		t.Fatal("no error")
+	}
+}
+
+func TestRunNeedsSource(t *testing.T) {
+	if _, err := Run(t.Context(), nil, Options{}); err != ErrNoSource {
+		t.Fatalf("err %v, want ErrNoSource", err)
+	}
+}

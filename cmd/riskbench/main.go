@@ -1,0 +1,303 @@
+// Command riskbench drives riskd (or the in-process transport floor) with
+// Evaluate calls at a fixed arrival rate or from N closed-loop clients and
+// reports throughput, latency percentiles, errors and outcomes, as text, JSON
+// and SVG plots. `riskbench --help` lists its flags; the logic is in
+// bench/load.
+//
+//	riskbench [flags]              measure riskd at --server
+//	riskbench floor [flags]        measure the transport floor alone
+//	riskbench --compare-floor ...  measure riskd, then the floor, and print the ratio
+//	riskbench serve-floor --listen 127.0.0.1:18081   serve the floor for other tools
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/riskd/riskd/bench/load"
+)
+
+type config struct {
+	server, dataDir, token   string
+	protocol                 string
+	json, http2              bool
+	rate                     rateFlag
+	clients, maxInflight     int
+	maxLag                   time.Duration
+	duration, warmup, timout time.Duration
+	accounts, devices        int
+	seed                     uint64
+	workload                 string
+	target                   string
+	compareFloor, overload   bool
+	out, plots               string
+	runID                    string
+	quiet                    bool
+	listen                   string
+}
+
+// rateFlag accepts "5000" or "5000/s".
+type rateFlag float64
+
+func (r *rateFlag) String() string { return strconv.FormatFloat(float64(*r), 'g', -1, 64) }
+func (r *rateFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "/s"), 64)
+	if err != nil || v < 0 {
+		return fmt.Errorf("want requests per second, like 5000 or 5000/s")
+	}
+	*r = rateFlag(v)
+	return nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "riskbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("riskbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.server, "server", env("RISKBENCH_SERVER", "http://127.0.0.1:8080"), "riskd base URL (RISKBENCH_SERVER)")
+	fs.StringVar(&c.dataDir, "data-dir", env("RISKBENCH_DATA_DIR", "./data"), "riskd data dir, whose credentials.json holds the service token")
+	fs.StringVar(&c.token, "token", os.Getenv("RISKBENCH_TOKEN"), "service bearer token (overrides --data-dir)")
+	fs.StringVar(&c.protocol, "protocol", "connect", "connect, grpc or grpcweb")
+	fs.BoolVar(&c.json, "json", false, "use the Connect JSON codec instead of protobuf")
+	fs.BoolVar(&c.http2, "http2", false, "speak h2c for connect/grpcweb too (grpc always does)")
+	fs.Var(&c.rate, "rate", "open loop at this many requests/s (e.g. 5000 or 5000/s); 0 = closed loop")
+	fs.IntVar(&c.clients, "clients", 16, "closed-loop clients")
+	fs.IntVar(&c.maxInflight, "max-inflight", 256, "open loop: most requests in flight at once")
+	fs.DurationVar(&c.maxLag, "max-lag", time.Second, "open loop: drop (and count) a request not sent within this of its schedule; negative never drops")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured window")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before the measured window (not recorded)")
+	fs.DurationVar(&c.timout, "timeout", 5*time.Second, "per-request timeout")
+	fs.IntVar(&c.accounts, "accounts", 100_000, "built-in workload: accounts")
+	fs.IntVar(&c.devices, "devices", 100_000, "built-in workload: devices")
+	fs.Uint64Var(&c.seed, "seed", 0, "built-in workload seed (0: random)")
+	fs.StringVar(&c.workload, "workload", "builtin", "event source: builtin")
+	fs.StringVar(&c.target, "target", "riskd", "what to measure: riskd or floor")
+	fs.BoolVar(&c.compareFloor, "compare-floor", false, "measure riskd, then the in-process transport floor with the same load, and print the ratio")
+	fs.BoolVar(&c.overload, "overload", false, "overload run: needs --rate above capacity; reports accepted vs shed (defaults --max-inflight 2048 --max-lag 200ms)")
+	fs.StringVar(&c.out, "out", "", "write the JSON report here")
+	fs.StringVar(&c.plots, "plots", "", "write PREFIX-latency-time.svg and PREFIX-percentiles.svg (default: next to --out)")
+	fs.StringVar(&c.runID, "run-id", "", "prefix of every event id (default: random)")
+	fs.BoolVar(&c.quiet, "quiet", false, "no per-second progress on stderr")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:18081", "serve-floor: address to listen on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	switch sub {
+	case "":
+	case "floor":
+		c.target = "floor"
+	case "serve-floor":
+		return serveFloor(ctx, c, stderr)
+	default:
+		return fmt.Errorf("unknown command %q (want floor or serve-floor, or none)", sub)
+	}
+	if c.target != "riskd" && c.target != "floor" {
+		return fmt.Errorf("--target %q: want riskd or floor", c.target)
+	}
+	if c.overload {
+		if c.rate <= 0 {
+			return errors.New("--overload needs --rate")
+		}
+		if !set["max-inflight"] {
+			c.maxInflight = 2048
+		}
+		if !set["max-lag"] {
+			c.maxLag = 200 * time.Millisecond
+		}
+	}
+	if c.plots == "" && c.out != "" {
+		c.plots = strings.TrimSuffix(c.out, filepath.Ext(c.out))
+	}
+
+	runID := c.runID
+	if runID == "" {
+		runID = load.NewRunID()
+	}
+	var runs []*load.Report
+	if c.target == "riskd" {
+		rep, err := measure(ctx, c, "riskd", runID, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, rep)
+	}
+	if c.target == "floor" || c.compareFloor {
+		rep, err := measure(ctx, c, "floor", runID+"f", stdout, stderr)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, rep)
+	}
+	out := &load.Output{Runs: runs}
+	if len(runs) == 2 {
+		out.VsFloor = load.Compare(runs[0], runs[1])
+		fmt.Fprintln(stdout)
+		if err := load.WriteRatio(stdout, out.VsFloor, runs[0], runs[1]); err != nil {
+			return err
+		}
+	}
+	return writeFiles(c, out, stdout)
+}
+
+// measure runs the load once against riskd or a fresh in-process floor.
+func measure(ctx context.Context, c config, target, runID string, stdout, stderr io.Writer) (*load.Report, error) {
+	url, token := c.server, c.token
+	if target == "floor" {
+		token = "floor-token"
+		f, err := load.StartFloor(load.FloorOptions{Token: token})
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		url = f.URL
+	} else if token == "" {
+		t, err := load.ServiceToken(c.dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("%w (or pass --token)", err)
+		}
+		token = t
+	}
+	conns := c.clients
+	if c.rate > 0 {
+		conns = c.maxInflight
+	}
+	client, err := load.NewClient(load.ClientOptions{BaseURL: url, Protocol: c.protocol, JSON: c.json, HTTP2: c.http2, Token: token, Conns: conns})
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	src, err := source(c)
+	if err != nil {
+		return nil, err
+	}
+	opts := load.Options{
+		Source: src, Rate: float64(c.rate), Clients: c.clients, MaxInflight: c.maxInflight, MaxLag: c.maxLag,
+		Warmup: c.warmup, Duration: c.duration, Timeout: c.timout, RunID: runID, Target: target,
+	}
+	if !c.quiet {
+		opts.Progress = func(p load.Progress) {
+			phase := "warm-up"
+			if p.Measuring {
+				phase = "measuring"
+			}
+			fmt.Fprintf(stderr, "\r%-9s %5.0fs  ok %d  errors %d  dropped %d  last-second p99 %.3f ms   ",
+				phase, p.Elapsed.Seconds(), p.OK, p.Errors, p.Dropped, float64(p.LastSecondUS)/1000)
+		}
+	}
+	fmt.Fprintf(stderr, "riskbench: %s at %s, %s\n", target, url, opts.Describe())
+	rep, err := load.Run(ctx, client, opts)
+	if !c.quiet {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.URL, rep.Transport = client.URL, client.Transport
+	if err := load.WriteText(stdout, rep); err != nil {
+		return nil, err
+	}
+	if c.overload {
+		if err := load.WriteShed(stdout, rep); err != nil {
+			return nil, err
+		}
+	}
+	if rep.Requests.Sent == 0 && ctx.Err() == nil {
+		return rep, fmt.Errorf("%s: no request was answered", target)
+	}
+	return rep, nil
+}
+
+func source(c config) (load.Source, error) {
+	switch c.workload {
+	case "builtin":
+		return load.NewRandomSource(load.RandomOptions{Accounts: c.accounts, Devices: c.devices, Seed: c.seed}), nil
+	}
+	return nil, fmt.Errorf("--workload %q: want builtin", c.workload)
+}
+
+func writeFiles(c config, out *load.Output, stdout io.Writer) error {
+	if c.out != "" {
+		if err := writeFile(c.out, func(w io.Writer) error { return load.WriteJSON(w, out) }); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "report:", c.out)
+	}
+	if c.plots != "" && len(out.Runs) > 0 {
+		tl, pc := c.plots+"-latency-time.svg", c.plots+"-percentiles.svg"
+		if err := writeFile(tl, func(w io.Writer) error { return load.WriteTimelinePlot(w, out.Runs) }); err != nil {
+			return err
+		}
+		if err := writeFile(pc, func(w io.Writer) error { return load.WritePercentilePlot(w, out.Runs) }); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "plots: ", tl, pc)
+	}
+	return nil
+}
+
+func writeFile(path string, fn func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func serveFloor(ctx context.Context, c config, stderr io.Writer) error {
+	f, err := load.StartFloor(load.FloorOptions{Addr: c.listen, Token: c.token})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "riskbench: transport floor serving RiskService at %s (Connect, gRPC, gRPC-Web; HTTP/1.1 and h2c)\n", f.URL)
+	select {
+	case <-ctx.Done():
+		return f.Close()
+	case <-waitErr(f):
+		return f.Wait()
+	}
+}
+
+func waitErr(f *load.Floor) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { _ = f.Wait(); close(ch) }()
+	return ch
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
