@@ -1,0 +1,216 @@
+package load
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+// floorRuns measures the floor twice (closed and open loop), with errors in
+// the open run (a wrong token on a third of the clients would be neater, but
+// one run with a bad token is enough to fill errors_by_code).
+func floorRuns(t *testing.T) []*Report {
+	t.Helper()
+	f := startFloor(t, nil)
+	var runs []*Report
+	for _, o := range []Options{
+		{Target: "floor", Clients: 2, Duration: 300 * time.Millisecond},
+		{Target: "floor", Rate: 300, Warmup: 100 * time.Millisecond, Duration: 1200 * time.Millisecond},
+	} {
+		c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+		o.Source = NewRandomSource(RandomOptions{Seed: 7})
+		rep, err := Run(t.Context(), c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.URL, rep.Transport = c.URL, c.Transport
+		runs = append(runs, rep)
+	}
+	return runs
+}
+
+// keyPaths lists every key path in v ("runs[].latency_ms.p99"), skipping the
+// contents of maps whose keys are data (errors_by_code).
+func keyPaths(prefix string, v any, out map[string]bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		if strings.HasSuffix(prefix, "errors_by_code") {
+			return
+		}
+		for k, vv := range x {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			out[p] = true
+			keyPaths(p, vv, out)
+		}
+	case []any:
+		for _, vv := range x {
+			keyPaths(prefix+"[]", vv, out)
+		}
+	}
+}
+
+func TestReportJSONShape(t *testing.T) {
+	runs := floorRuns(t)
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, &Output{Runs: runs, VsFloor: Compare(runs[1], runs[0])}); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]bool{}
+	keyPaths("", doc, paths)
+	keys := make([]string, 0, len(paths))
+	for p := range paths {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	got := strings.Join(keys, "\n") + "\n"
+	golden := filepath.Join("testdata", "report_keys.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("report keys changed (run with -update if intended):\n got:\n%s\nwant:\n%s", got, want)
+	}
+
+	// The values hang together.
+	for _, r := range runs {
+		if r.Requests.Sent != r.Requests.OK+r.Requests.Errors || r.Requests.OK == 0 {
+			t.Errorf("%s: counts %+v", r.Load.Mode, r.Requests)
+		}
+		var tl int64
+		for _, s := range r.Timeline {
+			tl += s.OK + s.Errors
+		}
+		if tl != r.Requests.Sent {
+			t.Errorf("%s: timeline holds %d requests, report %d", r.Load.Mode, tl, r.Requests.Sent)
+		}
+		for i := 1; i < len(r.Percentiles); i++ {
+			a, b := r.Percentiles[i-1], r.Percentiles[i]
+			if b.Percentile <= a.Percentile || b.Latency < a.Latency {
+				t.Fatalf("%s: percentile curve not monotonic at %v -> %v", r.Load.Mode, a, b)
+			}
+		}
+		if last := r.Percentiles[len(r.Percentiles)-1]; last.Percentile != 100 || last.Latency != r.Latency.Max {
+			t.Errorf("%s: curve ends at %v, want the max %v", r.Load.Mode, last, r.Latency.Max)
+		}
+		raw, err := base64.StdEncoding.DecodeString(r.HDR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := hdr.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.TotalCount() != r.Requests.OK {
+			t.Errorf("%s: encoded histogram has %d values, want %d", r.Load.Mode, h.TotalCount(), r.Requests.OK)
+		}
+	}
+	var text bytes.Buffer
+	for _, r := range runs {
+		if err := WriteText(&text, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"closed loop, 2 clients", "open loop 300/s", "p99.9", "CHALLENGE"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+}
+
+// svgDoc is what the test reads back from a plot.
+type svgDoc struct {
+	XMLName   xml.Name `xml:"svg"`
+	Width     string   `xml:"width,attr"`
+	Polylines []struct {
+		Points string `xml:"points,attr"`
+	} `xml:"polyline"`
+	Texts []string `xml:"text"`
+}
+
+func TestPlotsAreValidSVG(t *testing.T) {
+	runs := floorRuns(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		write func(io.Writer, []*Report) error
+		lines int
+		texts []string
+	}{
+		{"latency-time", WriteTimelinePlot, 2 * len(runs), []string{"latency (ms)", "time since start of measured window (s)", "p99", "p50"}},
+		{"percentiles", WritePercentilePlot, len(runs), []string{"latency (ms)", "99%", "90%"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := tc.write(&buf, runs); err != nil {
+				t.Fatal(err)
+			}
+			_ = os.WriteFile(filepath.Join(dir, tc.name+".svg"), buf.Bytes(), 0o644)
+			var doc svgDoc
+			dec := xml.NewDecoder(bytes.NewReader(buf.Bytes()))
+			dec.Strict = true
+			if err := dec.Decode(&doc); err != nil {
+				t.Fatalf("not valid XML: %v", err)
+			}
+			if doc.XMLName.Local != "svg" || doc.Width == "" {
+				t.Fatalf("root %v width %q", doc.XMLName, doc.Width)
+			}
+			if len(doc.Polylines) != tc.lines {
+				t.Errorf("%d lines, want %d", len(doc.Polylines), tc.lines)
+			}
+			for _, pl := range doc.Polylines {
+				if len(strings.Fields(pl.Points)) == 0 {
+					t.Error("empty line")
+				}
+			}
+			all := strings.Join(doc.Texts, "|")
+			for _, want := range tc.texts {
+				if !strings.Contains(all, want) {
+					t.Errorf("no text %q in %s", want, all)
+				}
+			}
+		})
+	}
+}
+
+func TestPercentileAxisStretchesTheTail(t *testing.T) {
+	for _, tc := range []struct{ p, x float64 }{{0, 0}, {90, 1}, {99, 2}, {99.9, 3}} {
+		if got := pctX(tc.p); got < tc.x-1e-9 || got > tc.x+1e-9 {
+			t.Errorf("pctX(%v) = %v, want %v", tc.p, got, tc.x)
+		}
+	}
+}
+
+func TestNiceTicks(t *testing.T) {
+	for _, tc := range []struct{ lo, hi float64 }{{0, 1}, {0, 0.37}, {0, 87}, {3, 1234}, {0, 0}} {
+		ticks, lo, hi := niceTicks(tc.lo, tc.hi, 8)
+		if lo > tc.lo || hi < tc.hi || len(ticks) < 2 || len(ticks) > 13 {
+			t.Errorf("niceTicks(%v, %v) = %v [%v, %v]", tc.lo, tc.hi, ticks, lo, hi)
+		}
+	}
+}
