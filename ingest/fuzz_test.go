@@ -25,7 +25,7 @@ func seedEvents() map[string]*riskv1.Event {
 		"payment":    paymentEvent(),
 		"attendance": attendanceEvent(),
 		"servicelog": serviceLogEvent("/users/13812345678?ip=10.0.0.1", "who is jane@example.com", 200),
-		"minimal": {EventId: "e", Type: riskv1.EventType_EVENT_TYPE_DEVICE_REPORT,
+		"minimal": {EventId: "e", Type: riskv1.EventType_EVENT_TYPE_REGISTER,
 			OccurredAt: timestamppb.New(testNow), AccountId: "a"},
 	}
 	e := loginEvent()

@@ -207,12 +207,8 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 	ev := &event.Event{}
 	st := &riskv1.Event{}
 	mac := n.macs[0]
-	ps := func(kind, s string) string {
-		if s == "" {
-			return ""
-		}
-		return pseudonymOf(mac, kind, s)
-	}
+	var ar arena
+	ps := func(kind, s string) string { return ar.pseudonym(mac, kind, s) }
 
 	ev.EventID = v.required("event_id", pb.GetEventId(), MaxIDLen)
 	st.EventId = ev.EventID
@@ -443,6 +439,10 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 		case event.ServiceLog:
 			if !ev.Has.ServiceLog {
 				v.fail("service_log", "required for SERVICE_LOG events")
+			}
+		case event.DeviceReport:
+			if !ev.Has.Device {
+				v.fail("device", "required for DEVICE_REPORT events")
 			}
 		}
 	}

@@ -203,6 +203,10 @@ func TestNormalizeBadInput(t *testing.T) {
 		{"payment without payment", func(e *riskv1.Event) { e.Type = riskv1.EventType_EVENT_TYPE_PAYMENT }, "payment", nil},
 		{"attendance without attendance", func(e *riskv1.Event) { e.Type = riskv1.EventType_EVENT_TYPE_ATTENDANCE }, "attendance", nil},
 		{"service log without service_log", func(e *riskv1.Event) { e.Type = riskv1.EventType_EVENT_TYPE_SERVICE_LOG }, "service_log", nil},
+		{"device report without device", func(e *riskv1.Event) {
+			e.Type = riskv1.EventType_EVENT_TYPE_DEVICE_REPORT
+			e.Device = nil
+		}, "device", nil},
 		{"bad ip", func(e *riskv1.Event) { e.Network.Ip = "300.1.2.3" }, "network.ip", nil},
 		{"ip garbage", func(e *riskv1.Event) { e.Network.Ip = "not-an-ip" }, "network.ip", nil},
 		{"long user agent", func(e *riskv1.Event) { e.Network.UserAgent = long(MaxUserAgentLen + 1) }, "network.user_agent", nil},

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"hash"
 	"sync"
+	"unsafe"
 )
 
 // Pseudonym kinds: the domain that separates one kind of identifier from
@@ -50,7 +51,6 @@ type macState struct {
 	h   hash.Hash
 	buf []byte
 	sum [sha256.Size]byte
-	out [PseudonymLen]byte
 }
 
 func newKeyedMAC(key []byte) *keyedMAC {
@@ -62,8 +62,9 @@ func newKeyedMAC(key []byte) *keyedMAC {
 	return m
 }
 
-// sum returns the pseudonym of value (a string or []byte) under kind.
-func pseudonymOf[T string | []byte](m *keyedMAC, kind string, value T) string {
+// appendPseudonym appends the pseudonym of value (a string or []byte) under
+// kind to dst.
+func appendPseudonym[T string | []byte](dst []byte, m *keyedMAC, kind string, value T) []byte {
 	s := m.pool.Get().(*macState)
 	// Domain separation: one length byte, the kind, then the value. Kinds are
 	// package constants shorter than 256 bytes.
@@ -73,13 +74,37 @@ func pseudonymOf[T string | []byte](m *keyedMAC, kind string, value T) string {
 	s.h.Reset()
 	s.h.Write(s.buf)
 	s.h.Sum(s.sum[:0])
-	base64.RawURLEncoding.Encode(s.out[:], s.sum[:macBytes])
-	p := string(s.out[:])
 	if cap(s.buf) > 4096 {
 		s.buf = make([]byte, 0, 128)
 	}
+	dst = base64.RawURLEncoding.AppendEncode(dst, s.sum[:macBytes])
 	m.pool.Put(s)
-	return p
+	return dst
+}
+
+func pseudonymOf[T string | []byte](m *keyedMAC, kind string, value T) string {
+	var out [PseudonymLen]byte
+	return string(appendPseudonym(out[:0], m, kind, value))
+}
+
+// arena holds the pseudonyms of one event in one allocation. Bytes once
+// appended are never written again (append past the capacity moves on to a
+// new array and leaves the old one to the strings that point into it), which
+// is what makes the unsafe.String views immutable.
+type arena struct {
+	buf []byte
+}
+
+func (a *arena) pseudonym(m *keyedMAC, kind, value string) string {
+	if value == "" {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < PseudonymLen {
+		a.buf = make([]byte, 0, 16*PseudonymLen)
+	}
+	start := len(a.buf)
+	a.buf = appendPseudonym(a.buf, m, kind, value)
+	return unsafe.String(&a.buf[start], PseudonymLen)
 }
 
 // Pseudonym returns the keyed pseudonym of value as an identifier of the
