@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -30,6 +31,7 @@ type committer struct {
 	maxGroup int
 	reqs     chan *commitReq
 	rewind   func() func() // snapshot the decision chain head; the result rewinds to it
+	observer Observer      // may be nil
 
 	mu     sync.RWMutex // guards closed against sends racing Close
 	closed bool         // guarded by mu
@@ -41,8 +43,8 @@ type committer struct {
 	committed atomic.Int64
 }
 
-func newCommitter(db *pebble.DB, maxGroup int, rewind func() func()) *committer {
-	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), rewind: rewind}
+func newCommitter(db *pebble.DB, maxGroup int, rewind func() func(), observer Observer) *committer {
+	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), rewind: rewind, observer: observer}
 	c.wg.Add(1)
 	go c.run()
 	return c
@@ -123,8 +125,12 @@ func (c *committer) commitGroup(group []*commitReq) {
 			_ = r.b.Close()
 		}
 	}
+	start := time.Now()
 	err := batch.Commit(pebble.Sync)
 	_ = batch.Close()
+	if c.observer != nil {
+		c.observer.GroupCommitted(len(group), time.Since(start))
+	}
 	if err != nil {
 		rewind()
 	}

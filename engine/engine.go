@@ -26,6 +26,9 @@ import (
 
 // Sentinel errors callers branch on.
 var (
+	// ErrOverloaded: more evaluations are under way than Options.MaxInFlight
+	// allows; the caller should back off and retry.
+	ErrOverloaded = errors.New("engine: overloaded")
 	// ErrIngested: the event id was recorded by Ingest, which decides
 	// nothing, so there is no decision to return and evaluating it now
 	// would count it twice.
@@ -47,6 +50,9 @@ type Engine struct {
 	rules atomic.Pointer[rules.Set]
 
 	inflight inflight
+	// slots bounds evaluations under way; a full channel sheds.
+	slots       chan struct{}
+	writeStalls atomic.Int64
 
 	stop   context.CancelFunc
 	bg     sync.WaitGroup
@@ -72,10 +78,20 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e.rules.Store(set)
 
+	listener := pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			e.writeStalls.Add(1)
+			opts.Logger.Warn("store is stalling writes", "reason", info.Reason)
+			if opts.Observer != nil {
+				opts.Observer.WriteStall(info.Reason)
+			}
+		},
+	}
 	e.db, err = pebble.Open(opts.DataDir, &pebble.Options{
-		FS:     opts.FS,
-		Merger: features.Merger(),
-		Logger: pebbleLogger{opts.Logger},
+		FS:            opts.FS,
+		Merger:        features.Merger(),
+		Logger:        pebbleLogger{opts.Logger},
+		EventListener: &listener,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: open store %s: %w", opts.DataDir, err)
@@ -104,7 +120,8 @@ func Open(opts Options) (*Engine, error) {
 	e.committer = newCommitter(e.db, opts.MaxGroup, func() func() {
 		head := e.decisions.Head()
 		return func() { e.decisions.Rewind(head) }
-	})
+	}, opts.Observer)
+	e.slots = make(chan struct{}, opts.MaxInFlight)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
 	e.bg.Add(1)
@@ -124,6 +141,24 @@ func (e *Engine) Close() error {
 		e.log.Error("closing the decision log", "err", err)
 	}
 	return e.db.Close()
+}
+
+// Stats are the engine's own counters, for metrics.
+type Stats struct {
+	InFlight     int
+	GroupCommits int64
+	Committed    int64
+	WriteStalls  int64
+}
+
+// Stats returns a snapshot of the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		InFlight:     len(e.slots),
+		GroupCommits: e.committer.groups.Load(),
+		Committed:    e.committer.committed.Load(),
+		WriteStalls:  e.writeStalls.Load(),
+	}
 }
 
 // DB exposes the store, for operators' tools and tests that walk it.

@@ -49,6 +49,12 @@ func (r *run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 // fail mode, marked degraded.
 func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decision, error) {
 	arrived := time.Now()
+	select {
+	case e.slots <- struct{}{}:
+		defer func() { <-e.slots }()
+	default:
+		return nil, ErrOverloaded
+	}
 	ev, stored, err := e.norm.Normalize(pb)
 	if err != nil {
 		return nil, err

@@ -44,6 +44,12 @@ type Options struct {
 	// MaxGroup bounds how many evaluations one group commit carries.
 	// Default 512.
 	MaxGroup int
+	// MaxInFlight bounds the evaluations under way at once; past it Evaluate
+	// sheds at once with ErrOverloaded instead of queueing without bound.
+	// Default 256: on two cores that bounds queueing to a few milliseconds.
+	MaxInFlight int
+	// Observer is told about group commits (for metrics); may be nil.
+	Observer Observer
 	// Clock tells event-time "now"; default the system clock.
 	Clock clock.Clock
 	// Logger receives operational logs; default slog.Default().
@@ -68,7 +74,18 @@ const (
 	DefaultBudget       = 50 * time.Millisecond
 	DefaultAppealWindow = 30 * 24 * time.Hour
 	DefaultMaxGroup     = 512
+	DefaultMaxInFlight  = 256
 )
+
+// Observer receives the engine's operational events. Implementations must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	// GroupCommitted reports one synced group commit: how many callers it
+	// served and how long the commit took.
+	GroupCommitted(size int, took time.Duration)
+	// WriteStall reports that Pebble began stalling writes.
+	WriteStall(reason string)
+}
 
 func (o *Options) ensureDefaults() error {
 	if o.DataDir == "" {
@@ -94,6 +111,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxGroup <= 0 {
 		o.MaxGroup = DefaultMaxGroup
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	o.Clock = clock.Or(o.Clock)
 	if o.Logger == nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,4 +154,66 @@ func TestBudgetRuleFault(t *testing.T) {
 	if d := s.evaluate(paymentEvent("fault-2", "acct-f", "dev-f", "payee-f", 501, time.Now())); d.GetDegraded() {
 		t.Errorf("amount 501 degraded: %s", d.GetDegradedReason())
 	}
+}
+
+// Past capacity riskd sheds at once with resource_exhausted instead of
+// queueing; what it accepts is answered within the budget.
+func TestOverloadSheds(t *testing.T) {
+	fs := &stallFS{FS: vfs.Default}
+	s := startServer(t, serverSetup{hooks: Hooks{Engine: func(o *engine.Options) {
+		o.FS = fs
+		o.MaxInFlight = 4
+		o.Budget = 200 * time.Millisecond
+	}}})
+	s.evaluate(loginEvent("warm", "acct-o", "dev-o", true, time.Now()))
+	fs.stall.Store(int64(30 * time.Millisecond))
+	defer fs.stall.Store(0)
+
+	const callers = 64
+	type outcome struct {
+		code connect.Code
+		took time.Duration
+	}
+	results := make(chan outcome, callers)
+	client := s.risk(protoConnect, s.creds.Service)
+	for i := 0; i < callers; i++ {
+		go func() {
+			start := time.Now()
+			_, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
+				Event: loginEvent(fmt.Sprintf("ol-%d", i), fmt.Sprintf("acct-ol-%d", i), "dev-o", true, time.Now()),
+			}))
+			c := connect.Code(0)
+			if err != nil {
+				c = connect.CodeOf(err)
+			}
+			results <- outcome{c, time.Since(start)}
+		}()
+	}
+	var shed, accepted int
+	var slowestShed, slowestAccepted time.Duration
+	for i := 0; i < callers; i++ {
+		r := <-results
+		switch r.code {
+		case connect.CodeResourceExhausted:
+			shed++
+			slowestShed = max(slowestShed, r.took)
+		case 0:
+			accepted++
+			slowestAccepted = max(slowestAccepted, r.took)
+		default:
+			t.Errorf("unexpected code %v", r.code)
+		}
+	}
+	if shed == 0 || accepted == 0 {
+		t.Fatalf("shed %d, accepted %d: want both", shed, accepted)
+	}
+	// Shedding costs a round trip, not a wait; accepted calls end within the
+	// budget plus transport.
+	if slowestShed > 100*time.Millisecond {
+		t.Errorf("slowest shed answer took %v", slowestShed)
+	}
+	if slowestAccepted > 400*time.Millisecond {
+		t.Errorf("slowest accepted answer took %v", slowestAccepted)
+	}
+	t.Logf("shed %d (slowest %v), accepted %d (slowest %v)", shed, slowestShed, accepted, slowestAccepted)
 }

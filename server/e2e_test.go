@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -438,5 +439,93 @@ func TestHealthAndReflectionNeedNoToken(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("reflection lists %v, lacking risk.v1.RiskService", names)
+	}
+}
+
+func TestMetricsAndProfiles(t *testing.T) {
+	s := startServer(t, serverSetup{})
+	s.evaluate(loginEvent("m-1", "acct-m", "dev-m", false, time.Now()))
+	res, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`riskd_requests_total{code="ok",procedure="/risk.v1.RiskService/Evaluate"} 1`,
+		`riskd_decisions_total{degraded="false",event_type="LOGIN",outcome="ALLOW"} 1`,
+		`riskd_group_commit_size_count`,
+		`riskd_rule_evaluations_total{mode="active",rule_id="ato.new_device_after_failures"}`,
+		`riskd_pebble_compactions_total`,
+		`riskd_request_duration_seconds_bucket`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, tc := range []struct {
+		token string
+		code  int
+	}{{"", http.StatusUnauthorized}, {s.creds.Analyst, http.StatusForbidden}, {s.creds.Admin, http.StatusOK}} {
+		req, _ := http.NewRequest("GET", s.url+"/debug/pprof/heap?debug=1", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.code {
+			t.Errorf("pprof with token %.8q: HTTP %d, want %d", tc.token, res.StatusCode, tc.code)
+		}
+	}
+}
+
+// Raw device identifiers, IPs and BSSIDs never reach the store or the logs.
+func TestNoRawIdentifierAtRestOrInLogs(t *testing.T) {
+	s := startServer(t, serverSetup{})
+	raw := map[string]string{
+		"imei": "356938035643809", "idfa": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "android_id": "9774d56d682e549c",
+		"oaid": "1fe9a970-8b2c-4d53-a1b3-2f4f3a9c8d7e", "mac": "3c:22:fb:11:22:33", "imsi": "460001234567890",
+		"ip": "203.0.113.77", "bssid": "f4:f2:6d:aa:bb:cc", "device_id": "install-7f3e9c2a",
+	}
+	ev := loginEvent("raw-1", "acct-raw", raw["device_id"], false, time.Now())
+	ev.Device.Imei, ev.Device.Idfa, ev.Device.AndroidId, ev.Device.Oaid = raw["imei"], raw["idfa"], raw["android_id"], raw["oaid"]
+	ev.Device.Mac, ev.Device.Imsi = raw["mac"], raw["imsi"]
+	ev.Network.Ip, ev.Network.WifiBssid = raw["ip"], raw["bssid"]
+	d := s.evaluate(ev)
+	stream := s.risk(protoConnect, s.creds.Service).Ingest(context.Background())
+	ev2 := proto.Clone(ev).(*riskv1.Event)
+	ev2.EventId = "raw-2"
+	if err := stream.Send(&riskv1.IngestRequest{Events: []*riskv1.Event{ev2}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.CloseAndReceive(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.decisions(protoConnect, s.creds.Analyst).GetDecision(context.Background(), connect.NewRequest(&riskv1.GetDecisionRequest{DecisionId: d.GetDecisionId()})); err != nil {
+		t.Fatal(err)
+	}
+	db := s.eng.DB()
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	kv := storeValues(t, db)
+	logs := s.logs.String()
+	for name, v := range raw {
+		for _, form := range []string{v, strings.ToLower(v), strings.ToUpper(v)} {
+			for k, val := range kv {
+				if strings.Contains(k, form) || strings.Contains(val, form) {
+					t.Errorf("raw %s %q stored under key %x", name, form, k)
+				}
+			}
+			if strings.Contains(logs, form) {
+				t.Errorf("raw %s %q in the logs", name, form)
+			}
+		}
+	}
+	if !strings.Contains(logs, "procedure=/risk.v1.RiskService/Evaluate") {
+		t.Error("no request line logged at debug level")
 	}
 }

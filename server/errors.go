@@ -65,6 +65,8 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 		return connect.NewError(connect.CodePermissionDenied, errors.New("you authored or last changed a rule that fired in this decision; another reviewer must resolve it"))
 	case errors.Is(err, engine.ErrIngested):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("event id was already ingested without a decision"))
+	case errors.Is(err, engine.ErrOverloaded):
+		return connect.NewError(connect.CodeResourceExhausted, errors.New("overloaded: back off and retry"))
 	case errors.Is(err, engine.ErrClosed):
 		return connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down"))
 	case errors.Is(err, context.Canceled):

@@ -241,7 +241,6 @@ func storeValues(t *testing.T, db *pebble.DB) map[string]string {
 	return out
 }
 
-
 // loginEvent is a valid LOGIN event at time at.
 func loginEvent(id, account, device string, success bool, at time.Time) *riskv1.Event {
 	return &riskv1.Event{

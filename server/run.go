@@ -56,7 +56,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 			return fmt.Errorf("feature catalog: %w", err)
 		}
 	}
+	m := newMetrics()
 	eopts := engine.Options{
+		Observer:     m,
 		DataDir:      c.DataDir,
 		PseudonymKey: []byte(creds.PseudonymKey),
 		Catalog:      catalog,
@@ -88,6 +90,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 		Auth:            auth.NewAuthenticator(creds, hooks.Clock),
 		Logger:          log,
 		MaxRequestBytes: c.MaxRequestBytes,
+		metrics:         m,
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,10 @@ type Options struct {
 	// MaxRequestBytes bounds one request message (after decompression).
 	// Default 4 MiB.
 	MaxRequestBytes int
+
+	// metrics is shared with the engine's Observer; NewHandler makes its
+	// own when nil.
+	metrics *metrics
 }
 
 // DefaultMaxRequestBytes bounds a request message by default: room for an
@@ -52,12 +56,17 @@ func NewHandler(opts Options) (http.Handler, error) {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if opts.metrics == nil {
+		opts.metrics = newMetrics()
+	}
 	log := opts.Logger
 	handlerOpts := []connect.HandlerOption{
-		connect.WithInterceptors(&authInterceptor{authn: opts.Auth, log: log}),
+		connect.WithInterceptors(metricsInterceptor{opts.metrics}, &authInterceptor{authn: opts.Auth, log: log}),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", opts.metrics.handler(opts.Engine))
+	mux.Handle("/debug/pprof/", adminOnly(opts.Auth, pprofMux()))
 	mux.Handle(riskv1connect.NewRiskServiceHandler(&riskService{eng: opts.Engine, log: log}, handlerOpts...))
 	mux.Handle(riskv1connect.NewDecisionServiceHandler(&decisionService{eng: opts.Engine, log: log}, handlerOpts...))
 

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/auth"
+	"github.com/riskd/riskd/engine"
+)
+
+// metrics holds riskd's Prometheus instruments. Registered on a registry of
+// its own, so that tests can run many servers in one process.
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec   // procedure, code
+	latency   *prometheus.HistogramVec // procedure
+	decisions *prometheus.CounterVec   // event_type, outcome, degraded
+	groupSize prometheus.Histogram
+	groupTime prometheus.Histogram
+	stalls    prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "riskd", Name: "requests_total", Help: "RPCs served, by procedure and Connect code.",
+		}, []string{"procedure", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "riskd", Name: "request_duration_seconds", Help: "RPC latency as the server sees it.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"procedure"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "riskd", Name: "decisions_total", Help: "Decisions answered, by event type, outcome and whether degraded.",
+		}, []string{"event_type", "outcome", "degraded"}),
+		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "riskd", Name: "group_commit_size", Help: "Callers served by one synced group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		groupTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "riskd", Name: "group_commit_duration_seconds", Help: "Time of one synced group commit.",
+			Buckets: prometheus.ExponentialBuckets(.00005, 2, 12),
+		}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "riskd", Name: "store_write_stalls_total", Help: "Times Pebble began stalling writes.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.decisions, m.groupSize, m.groupTime, m.stalls,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// GroupCommitted implements engine.Observer.
+func (m *metrics) GroupCommitted(size int, took time.Duration) {
+	m.groupSize.Observe(float64(size))
+	m.groupTime.Observe(took.Seconds())
+}
+
+// WriteStall implements engine.Observer.
+func (m *metrics) WriteStall(string) { m.stalls.Inc() }
+
+func (m *metrics) observe(procedure string, start time.Time, err error) {
+	code := "ok"
+	if err != nil {
+		code = connect.CodeOf(err).String()
+	}
+	m.requests.WithLabelValues(procedure, code).Inc()
+	m.latency.WithLabelValues(procedure).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) decided(d *riskv1.Decision) {
+	deg := "false"
+	if d.GetDegraded() {
+		deg = "true"
+	}
+	m.decisions.WithLabelValues(strings.TrimPrefix(d.GetEventType().String(), "EVENT_TYPE_"),
+		strings.TrimPrefix(d.GetOutcome().String(), "OUTCOME_"), deg).Inc()
+}
+
+// engineCollector reads the engine's, the rules' and Pebble's own counters
+// at scrape time.
+type engineCollector struct{ eng *engine.Engine }
+
+var (
+	descRuleEvals   = prometheus.NewDesc("riskd_rule_evaluations_total", "Events each rule of the live set was evaluated on.", []string{"rule_id", "mode"}, nil)
+	descRuleHits    = prometheus.NewDesc("riskd_rule_hits_total", "Events each rule of the live set fired on.", []string{"rule_id", "mode"}, nil)
+	descInFlight    = prometheus.NewDesc("riskd_evaluations_in_flight", "Evaluations under way.", nil, nil)
+	descCompactions = prometheus.NewDesc("riskd_pebble_compactions_total", "Pebble compactions.", nil, nil)
+	descCacheHits   = prometheus.NewDesc("riskd_pebble_block_cache_hits_total", "Pebble block cache hits.", nil, nil)
+	descCacheMisses = prometheus.NewDesc("riskd_pebble_block_cache_misses_total", "Pebble block cache misses.", nil, nil)
+	descCacheSize   = prometheus.NewDesc("riskd_pebble_block_cache_bytes", "Pebble block cache size.", nil, nil)
+	descMemtable    = prometheus.NewDesc("riskd_pebble_memtable_bytes", "Pebble memtable size.", nil, nil)
+	descDiskUsage   = prometheus.NewDesc("riskd_pebble_disk_usage_bytes", "Bytes the store takes on disk.", nil, nil)
+	descReadAmp     = prometheus.NewDesc("riskd_pebble_read_amplification", "Pebble read amplification.", nil, nil)
+)
+
+func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descCompactions, descCacheHits,
+		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp} {
+		ch <- d
+	}
+}
+
+func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.eng.Rules().Stats() {
+		ch <- prometheus.MustNewConstMetric(descRuleEvals, prometheus.CounterValue, float64(s.Evaluations), s.RuleID, string(s.Mode))
+		ch <- prometheus.MustNewConstMetric(descRuleHits, prometheus.CounterValue, float64(s.Hits), s.RuleID, string(s.Mode))
+	}
+	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(c.eng.Stats().InFlight))
+	pm := c.eng.DB().Metrics()
+	ch <- prometheus.MustNewConstMetric(descCompactions, prometheus.CounterValue, float64(pm.Compact.Count))
+	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(pm.BlockCache.Hits))
+	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(pm.BlockCache.Misses))
+	ch <- prometheus.MustNewConstMetric(descCacheSize, prometheus.GaugeValue, float64(pm.BlockCache.Size))
+	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(pm.MemTable.Size))
+	ch <- prometheus.MustNewConstMetric(descDiskUsage, prometheus.GaugeValue, float64(pm.DiskSpaceUsage()))
+	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(pm.ReadAmp()))
+}
+
+// metricsInterceptor counts and times every RPC.
+type metricsInterceptor struct{ m *metrics }
+
+func (i metricsInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		res, err := next(ctx, req)
+		i.m.observe(req.Spec().Procedure, start, err)
+		if err == nil {
+			if er, ok := res.Any().(*riskv1.EvaluateResponse); ok {
+				i.m.decided(er.GetDecision())
+			}
+		}
+		return res, err
+	}
+}
+
+func (i metricsInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i metricsInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		err := next(ctx, conn)
+		i.m.observe(conn.Spec().Procedure, start, err)
+		return err
+	}
+}
+
+// adminOnly serves h to callers with the admin token only: pprof exposes
+// memory that may hold raw identifiers of in-flight evaluations.
+func adminOnly(authn *auth.Authenticator, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := authn.Authenticate(r.Header.Get("Authorization"))
+		switch {
+		case err != nil:
+			http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+		case p.Role != auth.RoleAdmin:
+			http.Error(w, "admin only", http.StatusForbidden)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// pprofMux serves the runtime profiles under /debug/pprof/.
+func pprofMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// metricsHandler serves /metrics for scrapers. Metrics carry no personal
+// data, so they are open like health.
+func (m *metrics) handler(eng *engine.Engine) http.Handler {
+	m.reg.MustRegister(engineCollector{eng})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
