@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -511,4 +513,71 @@ func BenchmarkPseudonym(b *testing.B) {
 	for b.Loop() {
 		_ = n.Pseudonym(KindIMEI, rawIMEI)
 	}
+}
+
+// TestMaxEventBytes builds an event with every field at its bound: it must be
+// accepted and fit in MaxEventBytes, the figure servers size requests by.
+func TestMaxEventBytes(t *testing.T) {
+	s := func(n int) string { return strings.Repeat("x", n) }
+	list := func(n, l int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = s(l)
+		}
+		return out
+	}
+	attrs := map[string]string{}
+	for i := 0; i < MaxAttributes; i++ {
+		k := fmt.Sprintf("%02d", i) + s(MaxAttrKeyLen-2)
+		attrs[k] = s(MaxAttrValueLen)
+	}
+	e := &riskv1.Event{
+		EventId: s(MaxIDLen), Type: riskv1.EventType_EVENT_TYPE_PAYMENT, OccurredAt: timestamppb.New(testNow),
+		AccountId: s(MaxIDLen), OrgId: s(MaxIDLen),
+		Device: &riskv1.Device{
+			DeviceId: s(MaxIDLen), Imei: s(MaxIDLen), Idfa: s(MaxIDLen), AndroidId: s(MaxIDLen), Oaid: s(MaxIDLen),
+			Mac: s(MaxIDLen), Imsi: s(MaxIDLen), Platform: s(MaxShortLen), Model: s(MaxTextLen), OsVersion: s(MaxTextLen),
+			AppVersion: s(MaxTextLen), HookFrameworks: list(MaxHookFrameworks, MaxTextLen),
+			InstalledPackages: list(MaxPackages, MaxPackageLen), Timezone: s(MaxTimezoneLen), Language: s(MaxLanguageLen),
+			FlaggedPackages: list(MaxPackages, MaxPackageLen),
+		},
+		Network: &riskv1.Network{Ip: "2001:db8:1:2:3:4:5:6", UserAgent: s(MaxUserAgentLen), Carrier: s(MaxTextLen),
+			WifiBssid: s(MaxBSSIDLen), WifiSsid: s(MaxTextLen), CellId: s(MaxTextLen)},
+		Location: &riskv1.Location{Latitude: -89.999999, Longitude: 179.999999, AccuracyM: MaxAccuracyM, Provider: s(MaxShortLen)},
+		Login:    &riskv1.Login{Method: s(MaxShortLen), FailureReason: s(MaxTextLen)},
+		Payment: &riskv1.Payment{AmountMinor: MaxAmountMinor, Currency: "CNY", Kind: s(MaxShortLen),
+			PayeeAccountId: s(MaxIDLen), InstrumentId: s(MaxIDLen)},
+		Attendance: &riskv1.Attendance{SiteId: s(MaxIDLen), Method: s(MaxShortLen), BeaconIds: list(MaxBeacons, MaxIDLen)},
+		ServiceLog: &riskv1.ServiceLog{Action: s(MaxActionLen), Resource: s(MaxResourceLen), Query: s(MaxQueryLen), Status: MaxStatus},
+		Attributes: attrs,
+	}
+	if _, _, err := newTestNormalizer(t).Normalize(e); err != nil {
+		t.Fatalf("an event at every bound is refused: %v", err)
+	}
+	if size := proto.Size(e); size > MaxEventBytes {
+		t.Errorf("an event at every bound is %d bytes, over MaxEventBytes %d", size, MaxEventBytes)
+	}
+}
+
+func TestNormalizeConcurrent(t *testing.T) {
+	n := newTestNormalizer(t)
+	_, want, err := n.Normalize(loginEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				_, st, err := n.Normalize(loginEvent())
+				if err != nil || !proto.Equal(st, want) {
+					t.Errorf("concurrent Normalize differs: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
