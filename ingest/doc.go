@@ -1,18 +1,35 @@
 // Package ingest is riskd's edge for events: it validates a risk.v1.Event once,
-// normalizes it (trimmed strings, canonical IPs and MACs, lowercase platform),
-// replaces every personal identifier by a keyed pseudonym (HMAC-SHA-256,
-// domain-separated by kind) and returns both the in-memory event.Event that
-// features and rules read and the stored form that is written to disk. It
-// also owns the event log (keys.EventRecord), ordered by event time.
+// normalizes it, replaces every personal identifier by a keyed pseudonym and
+// returns both the in-memory event.Event that features and rules read and the
+// stored form that is written to disk. It also owns the event log
+// (keys.EventRecord), ordered by event time.
 //
-// Invariants: nothing Normalize returns as the stored form carries a raw
-// device identifier, IP, BSSID or phone number; precise coordinates are
-// stored coarsened to 3 decimal places (about 110 m of latitude); the raw
-// values live only in the event.Event, in memory. An event that Normalize
-// accepts re-validates when normalized again, and FromStored rebuilds an
-// event.Event from the stored form alone (pseudonyms standing in for the raw
-// values), so that backtests and replays key features exactly as live
-// traffic did.
+// Normalization: strings are trimmed; MACs and BSSIDs become lowercase
+// colon-separated hex; IPs take their canonical netip form (IPv4-mapped IPv6
+// unmapped, zones dropped); IDFA, Android ID and OAID are lowercased, as are
+// platform, provider and the method/kind/action words; currency must already
+// be three capital letters.
+//
+// Pseudonyms are HMAC-SHA-256 under the configured key, domain-separated by
+// kind (the Kind constants), truncated to 128 bits and base64url-encoded
+// (PseudonymLen characters). The stored form carries, in place of the raw
+// value: account_id, org_id, every device identifier, network.ip (plus
+// network.ip_prefix, the pseudonym of its /24 or /64), wifi_bssid, wifi_ssid,
+// payee_account_id, instrument_id, attendance.site_id and service_log.query
+// (what a person typed). Coordinates are rounded to CoordDecimals places
+// (about 110 m). Attribute values whose key names an identifier (phone,
+// mobile, email, ip, mac ...) are pseudonymized whole; other stored free text
+// (attribute values, service_log.resource, login.failure_reason, user_agent)
+// has embedded phone numbers and long digit runs, e-mail addresses, IPs and
+// MACs replaced by tagged pseudonyms (see scrub). event_id is kept as sent:
+// it is the caller's idempotency key, not a personal identifier.
+//
+// Invariants: nothing in the stored form carries a raw device identifier, IP,
+// BSSID or phone number; the raw values live only in the event.Event, in
+// memory. An event Normalize accepts normalizes again to the same stored
+// form, and FromStored rebuilds an event.Event from the stored form alone
+// (pseudonyms standing in for the raw values) with the same ev.P, so that
+// backtests and replays key features exactly as live traffic did.
 //
 // A Normalizer is immutable after New and safe for concurrent use.
 package ingest
