@@ -184,12 +184,13 @@ func TestAllowed(t *testing.T) {
 		lists       = "/risk.v1.ListsService/AddEntries"
 		erase       = "/risk.v1.DataRightsService/EraseSubject"
 		health      = "/grpc.health.v1.Health/Check"
+		verify      = "/risk.v1.DecisionService/VerifyChain"
 	)
-	all := []string{evaluate, ingest, getDecision, listDec, file, getAppeal, listAppeals, startReview, resolve, publish, lists, erase, health, "", "/", "garbage", "/risk.v1.RiskService/"}
+	all := []string{evaluate, ingest, getDecision, listDec, file, getAppeal, listAppeals, startReview, resolve, publish, lists, erase, health, verify, "", "/", "garbage", "/risk.v1.RiskService/"}
 	allowed := map[Role][]string{
 		RoleService: {evaluate, ingest},
-		RoleAnalyst: {getDecision, listDec, getAppeal, listAppeals, startReview, resolve, publish, lists},
-		RoleAdmin:   {evaluate, ingest, getDecision, listDec, file, getAppeal, listAppeals, startReview, resolve, publish, lists, erase},
+		RoleAnalyst: {getDecision, listDec, getAppeal, listAppeals, startReview, resolve, publish, lists, verify},
+		RoleAdmin:   {evaluate, ingest, getDecision, listDec, file, getAppeal, listAppeals, startReview, resolve, publish, lists, erase, verify},
 		RoleSubject: {getDecision, listDec, file, getAppeal, listAppeals},
 		RoleNone:    {},
 	}

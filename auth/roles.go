@@ -52,9 +52,13 @@ type Principal struct {
 var policy = map[string][]Role{
 	"/risk.v1.RiskService/": {RoleService},
 
+	// Decisions and appeals: analysts everything (verify, explain ...),
+	// subjects only the listed procedures, for their own account.
+	"/risk.v1.DecisionService/":              {RoleAnalyst},
 	"/risk.v1.DecisionService/GetDecision":   {RoleAnalyst, RoleSubject},
 	"/risk.v1.DecisionService/ListDecisions": {RoleAnalyst, RoleSubject},
 
+	"/risk.v1.AppealService/":              {RoleAnalyst},
 	"/risk.v1.AppealService/FileAppeal":    {RoleSubject},
 	"/risk.v1.AppealService/GetAppeal":     {RoleAnalyst, RoleSubject},
 	"/risk.v1.AppealService/ListAppeals":   {RoleAnalyst, RoleSubject},
