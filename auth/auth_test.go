@@ -361,3 +361,24 @@ func FuzzAuthenticate(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAuthenticate(b *testing.B) {
+	c := testCreds(b)
+	a := NewAuthenticator(c, clock.NewFake(testNow))
+	tok, err := MintSubjectToken([]byte(c.SubjectKey), "acct-42", time.Hour, testNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, header string }{
+		{"static", "Bearer " + c.Admin},
+		{"subject", "Bearer " + tok},
+		{"unknown", "Bearer rsk_svc_unknown"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = a.Authenticate(bc.header)
+			}
+		})
+	}
+}
