@@ -1,6 +1,7 @@
 package decisions
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -271,6 +272,12 @@ func verify(r pebble.Reader, from string) (VerifyReport, error) {
 		return rep, fmt.Errorf("decisions: verify: %w", err)
 	}
 	defer it.Close()
+	ri, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.DecisionRecord}, UpperBound: []byte{keys.DecisionRecord + 1}})
+	if err != nil {
+		return rep, fmt.Errorf("decisions: verify: %w", err)
+	}
+	defer ri.Close()
+	recs := &recordCursor{it: ri}
 	erasures := map[uint64]map[uint64]ErasedRecord{}
 	want := rep.FirstSeq
 	rkey := make([]byte, 17)
@@ -294,25 +301,25 @@ func verify(r pebble.Reader, from string) (VerifyReport, error) {
 			ce := func(reason string) *ChainError {
 				return &ChainError{Seq: seq, Kind: e.kind, DecisionID: refString(e.ref), Reason: reason}
 			}
-			v, c, err := r.Get(rkey)
-			if errors.Is(err, pebble.ErrNotFound) {
+			if !recs.find(rkey) {
+				if err := recs.it.Error(); err != nil {
+					return rep, fmt.Errorf("decisions: verify seq %d: %w", seq, err)
+				}
 				return broken(ce("decision record missing"))
 			}
+			v, err := recs.it.ValueAndErr()
 			if err != nil {
 				return rep, fmt.Errorf("decisions: verify seq %d: %w", seq, err)
 			}
 			rec, derr := decodeRecord(v)
 			switch {
 			case derr != nil:
-				c.Close()
 				return broken(ce("record unreadable: " + derr.Error()))
 			case rec.seq != seq:
-				c.Close()
 				return broken(ce(fmt.Sprintf("record claims seq %d (records moved or swapped)", rec.seq)))
 			case rec.version == recordRedacted:
 				dg = rec.origDigest
 				reason, err := checkRedaction(r, erasures, seq, rec.erasureSeq, digest(v), dg)
-				c.Close()
 				if err != nil {
 					return rep, err
 				}
@@ -321,7 +328,6 @@ func verify(r pebble.Reader, from string) (VerifyReport, error) {
 				}
 			default:
 				dg = digest(v)
-				c.Close()
 			}
 		} else {
 			dg = digest(e.body)
@@ -454,4 +460,26 @@ func (l *Log) maybeCheckpoint(final bool) {
 	if due {
 		l.opts.Logger.Info("decisions: checkpoint", "seq", cp.Seq, "count", cp.Count, "hash", cp.Hash, "at", cp.At)
 	}
+}
+
+// recordCursor finds decision records for a walk in chain order. Chain order
+// is nearly id (time) order, so the next record is usually the iterator's
+// next key; a seek covers the rest. Cheaper than a point Get per record,
+// which re-reads index blocks each time.
+type recordCursor struct {
+	it      *pebble.Iterator
+	started bool
+}
+
+func (c *recordCursor) find(key []byte) bool {
+	if c.started && c.it.Valid() {
+		switch cmp := bytes.Compare(c.it.Key(), key); {
+		case cmp == 0:
+			return true
+		case cmp < 0 && c.it.Next() && bytes.Equal(c.it.Key(), key):
+			return true
+		}
+	}
+	c.started = true
+	return c.it.SeekGE(key) && bytes.Equal(c.it.Key(), key)
 }
