@@ -132,10 +132,19 @@ func (v *validator) list(field string, in []string, maxN, max int) []string {
 	return out
 }
 
+// lower lowercases ASCII letters only: identifiers and keywords are ASCII,
+// and Unicode case mapping may change a string's length (and so its bound).
+// It returns s itself when nothing changes.
 func lower(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(s)
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return s
@@ -539,7 +548,7 @@ func (n *Normalizer) identifierValue(kind, s string) string {
 			s = a.Unmap().WithZone("").String()
 		}
 	case KindEmail:
-		s = strings.ToLower(s)
+		s = lower(s)
 	}
 	return n.Pseudonym(kind, s)
 }

@@ -78,7 +78,7 @@ func ipChar(c byte) bool { return isHex(c) || c == '.' || c == ':' }
 // phoneChar reports whether c may continue a digit run. Dots group digits in
 // some phone formats, but in user agents they separate version numbers.
 func phoneChar(c byte, dots bool) bool {
-	return isDigit(c) || c == ' ' || c == '-' || c == '(' || c == ')' || c == '+' || dots && c == '.'
+	return isDigit(c) || c == ' ' || c == '-' || c == '(' || c == ')' || dots && c == '.'
 }
 
 // matchAt returns the end of an identifier starting at s[i] and its
@@ -106,7 +106,7 @@ func (n *Normalizer) matchAt(s string, i int, ips bool) (int, string) {
 			}
 			dom := s[j+1 : k]
 			if dot := strings.IndexByte(dom, '.'); dot > 0 && dot < len(dom)-1 {
-				return k, "#e:" + n.Pseudonym(KindEmail, strings.ToLower(s[i:k]))
+				return k, "#e:" + n.Pseudonym(KindEmail, lower(s[i:k]))
 			}
 		}
 	}
@@ -135,6 +135,9 @@ func (n *Normalizer) matchAt(s string, i int, ips bool) (int, string) {
 			return 0, ""
 		}
 		j := i
+		if c == '+' {
+			j++ // a plus only leads
+		}
 		for j < len(s) && phoneChar(s[j], ips) {
 			j++
 		}
