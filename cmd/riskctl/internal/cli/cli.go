@@ -23,6 +23,7 @@ const (
 	ExitUsage       = 2 // the command line or its input was wrong
 	ExitUnreachable = 3 // no riskd answered, or there were no credentials to ask it with
 	ExitThreshold   = 4 // evaluate --fail-on: the outcome reached the threshold
+	ExitRejected    = 5 // ingest: some lines were rejected (the rest was ingested)
 )
 
 const exitCodesHelp = `Exit codes:
@@ -31,6 +32,7 @@ const exitCodesHelp = `Exit codes:
   2  usage error: bad flags or arguments, or input that is not an event
   3  riskd could not be reached, or no credentials were found
   4  evaluate --fail-on: the outcome reached the threshold
+  5  ingest: some lines were rejected (the rest was ingested)
 `
 
 // Defaults of the global settings.

@@ -56,12 +56,15 @@ type fakeRiskd struct {
 	decisions map[string]*riskv1.Decision   // by id, guarded by mu
 	byAccount map[string][]*riskv1.Decision // newest first, guarded by mu
 	pageSize  int                           // default page size
+	ingested  map[string]*riskv1.Event      // by event id, guarded by mu
+	messages  int                           // Ingest messages received, guarded by mu
 }
 
 // startFakeRiskd serves a fakeRiskd on loopback over HTTP/1.1 and h2c.
 func startFakeRiskd(t *testing.T) (*fakeRiskd, *httptest.Server) {
 	t.Helper()
-	f := &fakeRiskd{decisions: map[string]*riskv1.Decision{}, byAccount: map[string][]*riskv1.Decision{}, pageSize: 2}
+	f := &fakeRiskd{decisions: map[string]*riskv1.Decision{}, byAccount: map[string][]*riskv1.Decision{},
+		ingested: map[string]*riskv1.Event{}, pageSize: 2}
 	mux := http.NewServeMux()
 	mux.Handle(riskv1connect.NewRiskServiceHandler(f))
 	mux.Handle(riskv1connect.NewDecisionServiceHandler(f))
@@ -119,6 +122,52 @@ func (f *fakeRiskd) Evaluate(ctx context.Context, req *connect.Request[riskv1.Ev
 	f.decisions[d.DecisionId] = d
 	f.byAccount[ev.GetAccountId()] = append([]*riskv1.Decision{d}, f.byAccount[ev.GetAccountId()]...)
 	return connect.NewResponse(&riskv1.EvaluateResponse{Decision: d}), nil
+}
+
+// Ingest accepts each event once by id; an event without an id or account,
+// or with a status over 999, is rejected by its index in the stream, as
+// riskd does.
+func (f *fakeRiskd) Ingest(ctx context.Context, stream *connect.ClientStream[riskv1.IngestRequest]) (*connect.Response[riskv1.IngestResponse], error) {
+	if err := f.authorize(stream.RequestHeader(), serviceToken); err != nil {
+		return nil, err
+	}
+	res := &riskv1.IngestResponse{}
+	var index int64
+	for stream.Receive() {
+		f.mu.Lock()
+		f.messages++
+		for _, ev := range stream.Msg().GetEvents() {
+			switch {
+			case ev.GetEventId() == "":
+				res.Errors = append(res.Errors, &riskv1.IngestError{Index: index, Field: fmt.Sprintf("events[%d].event_id", index), Message: "required"})
+			case ev.GetAccountId() == "":
+				res.Errors = append(res.Errors, &riskv1.IngestError{Index: index, EventId: ev.GetEventId(), Field: fmt.Sprintf("events[%d].account_id", index), Message: "required"})
+			case f.ingested[ev.GetEventId()] != nil:
+				res.Duplicates++
+			default:
+				f.ingested[ev.GetEventId()] = ev
+				res.Accepted++
+			}
+			index++
+		}
+		f.mu.Unlock()
+	}
+	if err := stream.Err(); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(res), nil
+}
+
+func (f *fakeRiskd) ingestedEvent(id string) *riskv1.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ingested[id]
+}
+
+func (f *fakeRiskd) messageCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.messages
 }
 
 func (f *fakeRiskd) GetDecision(ctx context.Context, req *connect.Request[riskv1.GetDecisionRequest]) (*connect.Response[riskv1.GetDecisionResponse], error) {
