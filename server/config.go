@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -180,7 +181,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 		return c, fmt.Errorf("log-format: %q: want text or json", c.LogFormat)
 	}
 	if c.CredentialsFile == "" {
-		c.CredentialsFile = c.DataDir + string(os.PathSeparator) + "credentials.json"
+		c.CredentialsFile = filepath.Join(c.DataDir, "credentials.json")
 	}
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/engine"
@@ -41,7 +42,17 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	creds, created, path, err := auth.LoadOrCreate(c.DataDir)
+	var (
+		creds   auth.Credentials
+		created bool
+		path    = c.CredentialsFile
+		err     error
+	)
+	if path == "" || path == filepath.Join(c.DataDir, "credentials.json") {
+		creds, created, path, err = auth.LoadOrCreate(c.DataDir)
+	} else {
+		creds, err = auth.Load(path)
+	}
 	if err != nil {
 		return fmt.Errorf("credentials: %w", err)
 	}
