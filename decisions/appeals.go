@@ -373,6 +373,20 @@ func (l *Log) transition(id string, to riskv1.AppealStatus, by Actor, reason str
 	return l.withOverdue(a, now), now, nil
 }
 
+// SubjectAppealView is an appeal as its subject sees it: everything but the
+// reviewers' identities (their roles stay).
+func SubjectAppealView(a *riskv1.Appeal) *riskv1.Appeal {
+	if a == nil {
+		return nil
+	}
+	v := proto.Clone(a).(*riskv1.Appeal)
+	v.ResolvedBy = ""
+	for _, h := range v.History {
+		h.Actor = ""
+	}
+	return v
+}
+
 // StartReview moves an open appeal to in_review.
 func (l *Log) StartReview(appealID string, by Actor) (*riskv1.Appeal, error) {
 	if by.ID == "" {

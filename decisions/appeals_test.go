@@ -407,3 +407,31 @@ func TestNoCommitter(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestSubjectAppealView(t *testing.T) {
+	e := newEnv(t, Options{})
+	ds := e.put("alice", 1, "r1")
+	a, _ := e.log.File(FileRequest{DecisionID: ds[0].DecisionId, Subject: "alice", Statement: "s"})
+	a, _, err := e.log.Resolve(ResolveRequest{AppealID: a.AppealId, Resolution: riskv1.AppealStatus_APPEAL_STATUS_UPHELD, Reason: "checked", By: analyst, Authored: noRules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := SubjectAppealView(a)
+	if v.ResolvedBy != "" || v.History[1].Actor != "" || v.History[1].Role != "analyst" || v.ResolutionReason != "checked" {
+		t.Errorf("view = %v", v)
+	}
+	if a.ResolvedBy == "" {
+		t.Error("view changed its input")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	e := newEnv(t, Options{})
+	if _, err := Open(e.db, Options{AppealDue: -time.Hour}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("negative AppealDue: %v", err)
+	}
+	o := e.log.Options()
+	if o.AppealWindow != 30*24*time.Hour || o.AppealDue != 15*24*time.Hour {
+		t.Errorf("defaults = %v %v", o.AppealWindow, o.AppealDue)
+	}
+}

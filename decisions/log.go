@@ -29,7 +29,10 @@ const (
 
 // CommitFunc runs fn in the engine's committer goroutine, in order with
 // Append, and returns once the batch fn filled is durably committed (or
-// failed). The engine provides it.
+// failed). The engine provides it. When fn returns an error, none of its
+// writes may reach the store (give fn its own batch and apply that to the
+// group only on success) and the head must be rewound to where it was
+// before fn; when the group commit fails, fn's caller must see the error.
 type CommitFunc func(fn func(b *pebble.Batch) error) error
 
 // Options configure a Log. The zero value works (appeals and labels need
@@ -56,6 +59,19 @@ type Options struct {
 	Commit CommitFunc
 
 	checkpointPoll time.Duration // how often the checkpointer looks (tests)
+}
+
+// Validate reports options that cannot work.
+func (o Options) Validate() error {
+	switch {
+	case o.AppealWindow < 0:
+		return &FieldError{Field: "AppealWindow", Reason: "negative"}
+	case o.AppealDue < 0:
+		return &FieldError{Field: "AppealDue", Reason: "negative"}
+	case o.CheckpointPeriod < 0:
+		return &FieldError{Field: "CheckpointPeriod", Reason: "negative"}
+	}
+	return nil
 }
 
 func (o *Options) ensureDefaults() {
@@ -114,6 +130,9 @@ type Log struct {
 func Open(db *pebble.DB, opts Options) (*Log, error) {
 	if db == nil {
 		return nil, errors.New("decisions: nil db")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	opts.ensureDefaults()
 	l := &Log{db: db, opts: opts, overturns: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
@@ -239,7 +258,8 @@ func (l *Log) Prepare(d *riskv1.Decision, accountPseudonym string) (*Pending, er
 
 // Append adds the prepared decision to the chain and writes its record,
 // chain entry, indexes and the new head into b. Only the committer calls it,
-// in commit order.
+// in commit order, and never twice for one decision id (idempotency is the
+// engine's): a second record would replace the first and break the chain.
 func (l *Log) Append(b *pebble.Batch, p *Pending) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

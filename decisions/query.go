@@ -251,15 +251,15 @@ func matches(d *riskv1.Decision, f SearchFilter) bool {
 
 // SubjectView returns what the person a decision is about may see: outcome,
 // reasons in both languages (no expressions), data categories, whether it
-// was fully automated, the appeal deadline and the identifying fields. No
-// features, event, shadow reasons, score, ruleset, latency or fault detail.
+// was fully automated, the appeal deadline, decided_at, decision_id,
+// event_type, account_id and degraded. No features, event, event id, shadow
+// reasons, score, ruleset, latency or fault detail.
 func SubjectView(d *riskv1.Decision) *riskv1.Decision {
 	if d == nil {
 		return nil
 	}
 	v := &riskv1.Decision{
 		DecisionId:     d.GetDecisionId(),
-		EventId:        d.GetEventId(),
 		AccountId:      d.GetAccountId(),
 		Outcome:        d.GetOutcome(),
 		DataCategories: append([]string(nil), d.GetDataCategories()...),

@@ -123,7 +123,7 @@ func TestSubjectView(t *testing.T) {
 	d.DegradedReason = "store timeout"
 	v := SubjectView(d)
 	want := &riskv1.Decision{
-		DecisionId: d.DecisionId, EventId: d.EventId, AccountId: "alice", Outcome: d.Outcome,
+		DecisionId: d.DecisionId, AccountId: "alice", Outcome: d.Outcome,
 		DecidedAt: d.DecidedAt, AppealDeadline: d.AppealDeadline, DataCategories: d.DataCategories,
 		FullyAutomated: true, Degraded: true, EventType: d.EventType,
 		Reasons: []*riskv1.Reason{{RuleId: "ato.a", RuleVersion: 2, Action: "challenge", MessageEn: d.Reasons[0].MessageEn, MessageZh: d.Reasons[0].MessageZh}},
