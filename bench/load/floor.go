@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/oklog/ulid/v2"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,29 +19,31 @@ import (
 	"github.com/riskd/riskd/internal/clock"
 )
 
-// floorFeatures mirrors the default catalog's 16 features (names and kinds),
-// so that the floor's answer has the shape and size of riskd's. It is copied,
-// not imported, to keep the floor free of riskd's engine.
+// floorFeatures mirrors the default catalog's 16 features (names, kinds and
+// the event type each applies to, 0 for any), so that the floor answers with
+// the features riskd would compute for the event: 9 to 11 of them. It is
+// copied, not imported, to keep the floor free of riskd's engine.
 var floorFeatures = []struct {
 	name string
 	kind byte // i int, f float, b bool
+	on   riskv1.EventType
 }{
-	{"login_failures_account_10m", 'i'},
-	{"login_failures_ip_1h", 'i'},
-	{"ip_distinct_accounts_login_1h", 'i'},
-	{"device_distinct_accounts_24h", 'i'},
-	{"account_distinct_devices_30d", 'i'},
-	{"account_device_seen_before", 'b'},
-	{"account_ip_prefix_seen_before", 'b'},
-	{"seconds_since_last_login_account", 'i'},
-	{"km_from_last_location_account", 'f'},
-	{"speed_kmh_from_last_location_account", 'f'},
-	{"payments_account_1h", 'i'},
-	{"payment_amount_account_24h", 'i'},
-	{"payee_distinct_payers_24h", 'i'},
-	{"attendance_device_distinct_accounts_7d", 'i'},
-	{"attendance_same_coordinates_account_30d", 'i'},
-	{"cheat_packages_installed", 'i'},
+	{"login_failures_account_10m", 'i', riskv1.EventType_EVENT_TYPE_LOGIN},
+	{"login_failures_ip_1h", 'i', riskv1.EventType_EVENT_TYPE_LOGIN},
+	{"ip_distinct_accounts_login_1h", 'i', riskv1.EventType_EVENT_TYPE_LOGIN},
+	{"device_distinct_accounts_24h", 'i', 0},
+	{"account_distinct_devices_30d", 'i', 0},
+	{"account_device_seen_before", 'b', 0},
+	{"account_ip_prefix_seen_before", 'b', 0},
+	{"seconds_since_last_login_account", 'i', riskv1.EventType_EVENT_TYPE_LOGIN},
+	{"km_from_last_location_account", 'f', 0},
+	{"speed_kmh_from_last_location_account", 'f', 0},
+	{"payments_account_1h", 'i', riskv1.EventType_EVENT_TYPE_PAYMENT},
+	{"payment_amount_account_24h", 'i', riskv1.EventType_EVENT_TYPE_PAYMENT},
+	{"payee_distinct_payers_24h", 'i', riskv1.EventType_EVENT_TYPE_PAYMENT},
+	{"attendance_device_distinct_accounts_7d", 'i', riskv1.EventType_EVENT_TYPE_ATTENDANCE},
+	{"attendance_same_coordinates_account_30d", 'i', riskv1.EventType_EVENT_TYPE_ATTENDANCE},
+	{"cheat_packages_installed", 'i', 0},
 }
 
 var floorReasons = []*riskv1.Reason{
@@ -58,9 +61,10 @@ var floorReasons = []*riskv1.Reason{
 
 // FloorHandler is the transport floor: a RiskService whose Evaluate does no
 // risk work at all but decodes the same request and answers with a
-// decision-sized response (16 features, one or two reasons, ids and
-// timestamps), built fresh per call as riskd builds its own. Ingest is
-// unimplemented. It is safe for concurrent use.
+// decision-sized response (the event's applicable features, one or two
+// reasons, the echoed event, ids and timestamps: the fields riskd fills),
+// built fresh per call as riskd builds its own. Ingest is unimplemented. It
+// is safe for concurrent use.
 type FloorHandler struct {
 	riskv1connect.UnimplementedRiskServiceHandler
 	// Clock stamps decided_at. Default: the real clock.
@@ -77,6 +81,9 @@ func FloorDecision(ev *riskv1.Event, now time.Time) *riskv1.Decision {
 	id := ev.GetEventId()
 	feats := make(map[string]*structpb.Value, len(floorFeatures))
 	for i, f := range floorFeatures {
+		if f.on != 0 && f.on != ev.GetType() {
+			continue
+		}
 		switch f.kind {
 		case 'b':
 			feats[f.name] = structpb.NewBoolValue(i%2 == 0)
@@ -95,9 +102,17 @@ func FloorDecision(ev *riskv1.Event, now time.Time) *riskv1.Decision {
 		Score:          20,
 		Reasons:        reasons,
 		Features:       feats,
-		RulesetVersion: "bundled-2026.11.28-1",
+		RulesetVersion: "sha-d570854e5e23",
 		DecidedAt:      timestamppb.New(now),
-		AppealDeadline: timestamppb.New(now.Add(15 * 24 * time.Hour)),
+		AppealDeadline: timestamppb.New(now.Add(30 * 24 * time.Hour)),
+		DataCategories: []string{"device", "network", "behaviour"},
+		FullyAutomated: true,
+		// riskd echoes the stored (pseudonymized) event; the request's is
+		// the same size.
+		Event:      ev,
+		Latency:    durationpb.New(150 * time.Microsecond),
+		EventType:  ev.GetType(),
+		OccurredAt: ev.GetOccurredAt(),
 	}
 }
 

@@ -20,6 +20,7 @@ type series struct {
 	ys    []float64
 	color string
 	dash  bool
+	dots  bool // mark each point (sparse series)
 }
 
 // tick is one labelled axis position (in data coordinates after transform).
@@ -36,11 +37,13 @@ type chart struct {
 	// xTicks, when set, replaces the automatic x ticks (used for the
 	// percentile axis, whose positions are transformed).
 	xTicks []tick
+	// xFromZero starts the x axis at 0 whatever the data.
+	xFromZero bool
 }
 
 const (
 	plotW, plotH                  = 960, 540
-	marginL, marginR, marginT, mB = 80, 30, 70, 60
+	marginL, marginR, marginT, mB = 80, 30, 84, 60
 )
 
 // palette: colour-blind-safe (Okabe-Ito).
@@ -88,6 +91,9 @@ func (c *chart) write(w io.Writer) error {
 	}
 	if math.IsInf(xmin, 1) {
 		xmin, xmax = 0, 1
+	}
+	if c.xFromZero {
+		xmin = math.Min(xmin, 0)
 	}
 	var xt []tick
 	if c.xTicks != nil {
@@ -157,21 +163,22 @@ func (c *chart) write(w io.Writer) error {
 			dash = ` stroke-dasharray="6 4"`
 		}
 		p(`<polyline fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"%s points="%s"/>`+"\n", s.color, dash, strings.TrimSpace(pts.String()))
-		if len(s.xs) == 1 {
-			p(`<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", px(s.xs[0]), py(s.ys[0]), s.color)
+		if s.dots || len(s.xs) == 1 {
+			for i := range s.xs {
+				p(`<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>`+"\n", px(s.xs[i]), py(s.ys[i]), s.color)
+			}
 		}
 	}
-	// Legend, top left inside the plot area.
-	lx, ly := px(xmin)+12, float64(marginT)+8
-	p(`<rect x="%.1f" y="%.1f" width="%d" height="%d" fill="white" fill-opacity="0.85" stroke="#ccc"/>`+"\n", lx, ly, 230, 10+20*len(c.series))
-	for i, s := range c.series {
-		y := ly + 18 + float64(20*i)
+	// Legend: one row above the plot area, where it can never hide a line.
+	lx, ly := float64(marginL), float64(marginT)-12
+	for _, s := range c.series {
 		dash := ""
 		if s.dash {
 			dash = ` stroke-dasharray="6 4"`
 		}
-		p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>`+"\n", lx+10, y-4, lx+40, y-4, s.color, dash)
-		p(`<text x="%.1f" y="%.1f">%s</text>`+"\n", lx+48, y, esc(s.name))
+		p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>`+"\n", lx, ly-4, lx+26, ly-4, s.color, dash)
+		p(`<text x="%.1f" y="%.1f" font-size="12">%s</text>`+"\n", lx+32, ly, esc(s.name))
+		lx += 32 + 7*float64(len(s.name)) + 18 // about 7 px a character at 12 px
 	}
 	p("</svg>\n")
 	return bw.Flush()
@@ -179,9 +186,7 @@ func (c *chart) write(w io.Writer) error {
 
 func esc(s string) string { return html.EscapeString(s) }
 
-func runLabel(r *Report) string {
-	return fmt.Sprintf("%s (%s/%s)", r.Target, r.Transport.Protocol, r.Transport.Codec)
-}
+func runLabel(r *Report) string { return r.Target }
 
 func loadLabel(r *Report) string {
 	if r.Load.Mode == "open" {
@@ -195,16 +200,21 @@ func subtitle(runs []*Report) string {
 	for _, r := range runs {
 		parts = append(parts, fmt.Sprintf("%s: %s, %.0f ok/s, p99 %s ms", r.Target, loadLabel(r), r.ThroughputOK, fms(r.Latency.P99)))
 	}
+	t := runs[0].Transport
+	if t.Protocol != "" {
+		parts = append(parts, fmt.Sprintf("%s/%s over %s", t.Protocol, t.Codec, t.HTTP))
+	}
 	return strings.Join(parts, "  |  ") + fmt.Sprintf("  |  run %s", runs[0].RunID)
 }
 
 // WriteTimelinePlot draws p50 and p99 latency per second of each run.
 func WriteTimelinePlot(w io.Writer, runs []*Report) error {
 	c := chart{
-		title:    "Latency over time (ok answers, per second of scheduled send time)",
-		subtitle: subtitle(runs),
-		xLabel:   "time since start of measured window (s)",
-		yLabel:   "latency (ms)",
+		title:     "Latency over time (ok answers, per second of scheduled send time)",
+		subtitle:  subtitle(runs),
+		xLabel:    "time since start of measured window (s)",
+		yLabel:    "latency (ms)",
+		xFromZero: true,
 	}
 	for i, r := range runs {
 		var xs, p50, p99 []float64
@@ -218,8 +228,8 @@ func WriteTimelinePlot(w io.Writer, runs []*Report) error {
 		}
 		col := palette[i%len(palette)]
 		c.series = append(c.series,
-			series{name: runLabel(r) + " p99", xs: xs, ys: p99, color: col},
-			series{name: runLabel(r) + " p50", xs: xs, ys: p50, color: col, dash: true})
+			series{name: runLabel(r) + " p99", xs: xs, ys: p99, color: col, dots: len(xs) <= 60},
+			series{name: runLabel(r) + " p50", xs: xs, ys: p50, color: col, dash: true, dots: len(xs) <= 60})
 	}
 	return c.write(w)
 }

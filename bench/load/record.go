@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"google.golang.org/protobuf/proto"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 )
@@ -45,6 +46,9 @@ type recorder struct {
 	attempted int64            // guarded by mu; includes dropped
 	warmup    int64            // guarded by mu
 	lastDone  time.Time        // guarded by mu
+	// A sample of answer sizes (protobuf bytes), to show that the floor's
+	// answers weigh what riskd's do.
+	sizeSum, sizeN int64 // guarded by mu
 }
 
 func newRecorder(start time.Time) *recorder {
@@ -114,6 +118,10 @@ func (r *recorder) record(sched, done time.Time, resp *riskv1.EvaluateResponse, 
 	st.ok++
 	_ = st.hist.RecordValue(us)
 	_ = r.ok.RecordValue(us)
+	if st.ok%64 == 1 {
+		r.sizeSum += int64(proto.Size(resp))
+		r.sizeN++
+	}
 	d := resp.GetDecision()
 	r.outcomes[outcomeName(d.GetOutcome())]++
 	if d.GetDegraded() {

@@ -38,8 +38,10 @@ type Report struct {
 	Errors       map[string]int64 `json:"errors_by_code"`
 	Outcomes     Outcomes         `json:"outcomes"`
 	Shed         Shed             `json:"shed"`
-	Timeline     []Second         `json:"timeline"`
-	Percentiles  []Point          `json:"percentiles"`
+	// ResponseBytes is the mean protobuf size of a sample of answers.
+	ResponseBytes float64  `json:"response_bytes_mean"`
+	Timeline      []Second `json:"timeline"`
+	Percentiles   []Point  `json:"percentiles"`
 	// HDR is the ok-latency histogram (µs) in HdrHistogram's compressed V2
 	// encoding, base64: feed it to any HdrHistogram tool to merge or re-plot.
 	HDR string `json:"hdr_histogram_us"`
@@ -248,6 +250,9 @@ func (r *run) report(measure, end time.Time) *Report {
 	if okN+errs > 0 {
 		rep.Shed.ShedFraction = round6(float64(shed) / float64(okN+errs))
 	}
+	if rec.sizeN > 0 {
+		rep.ResponseBytes = math.Round(float64(rec.sizeSum) / float64(rec.sizeN))
+	}
 	rep.Timeline = make([]Second, 0, len(rec.steps))
 	for i, st := range rec.steps {
 		s := Second{T: float64(i), OK: st.ok, Errors: st.errs}
@@ -327,7 +332,7 @@ func WriteText(w io.Writer, rep *Report) error {
 	if o.Unspecified > 0 {
 		fmt.Fprintf(&b, "  UNSPECIFIED %d", o.Unspecified)
 	}
-	fmt.Fprintf(&b, "  (degraded %d)\n", o.Degraded)
+	fmt.Fprintf(&b, "  (degraded %d); answers about %.0f bytes\n", o.Degraded, rep.ResponseBytes)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -341,9 +346,16 @@ func WriteShed(w io.Writer, rep *Report) error {
 }
 
 // WriteRatio writes the comparison with the floor.
+// In open loop both runs are offered the same rate, so the throughput ratio
+// only says whether the target kept up; closed loop is where it measures
+// capacity.
 func WriteRatio(w io.Writer, q *Ratio, target, floor *Report) error {
-	_, err := fmt.Fprintf(w, "%s vs transport floor: throughput %.1f%% of the floor (%.0f vs %.0f ok/s); p50 %.2fx (%s vs %s ms); p99 %.2fx (%s vs %s ms)\n",
-		q.Target, q.ThroughputPct, target.ThroughputOK, floor.ThroughputOK,
+	tput := fmt.Sprintf("throughput %.1f%% of the floor (%.0f vs %.0f ok/s, closed loop)", q.ThroughputPct, target.ThroughputOK, floor.ThroughputOK)
+	if target.Load.Mode == "open" {
+		tput = fmt.Sprintf("both offered %g/s: %.0f vs %.0f ok/s (use --clients for the capacity ratio)", target.Load.Rate, target.ThroughputOK, floor.ThroughputOK)
+	}
+	_, err := fmt.Fprintf(w, "%s vs transport floor: %s; p50 %.2fx (%s vs %s ms); p99 %.2fx (%s vs %s ms)\n",
+		q.Target, tput,
 		q.P50x, fms(target.Latency.P50), fms(floor.Latency.P50),
 		q.P99x, fms(target.Latency.P99), fms(floor.Latency.P99))
 	return err

@@ -145,12 +145,56 @@ func TestReportJSONShape(t *testing.T) {
 
 // svgDoc is what the test reads back from a plot.
 type svgDoc struct {
-	XMLName   xml.Name `xml:"svg"`
-	Width     string   `xml:"width,attr"`
-	Polylines []struct {
-		Points string `xml:"points,attr"`
-	} `xml:"polyline"`
-	Texts []string `xml:"text"`
+	root      string
+	width     string
+	polylines []string // points
+	texts     []string
+}
+
+// parseSVG reads a whole document strictly, as an SVG viewer would.
+func parseSVG(data []byte) (svgDoc, error) {
+	var doc svgDoc
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.Strict = true
+	inText := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return doc, nil
+		}
+		if err != nil {
+			return doc, err
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			attr := func(name string) string {
+				for _, a := range el.Attr {
+					if a.Name.Local == name {
+						return a.Value
+					}
+				}
+				return ""
+			}
+			switch el.Name.Local {
+			case "svg":
+				if doc.root == "" {
+					doc.root, doc.width = el.Name.Space+" svg", attr("width")
+				}
+			case "polyline":
+				doc.polylines = append(doc.polylines, attr("points"))
+			case "text":
+				inText = true
+			}
+		case xml.EndElement:
+			if el.Name.Local == "text" {
+				inText = false
+			}
+		case xml.CharData:
+			if inText {
+				doc.texts = append(doc.texts, string(el))
+			}
+		}
+	}
 }
 
 func TestPlotsAreValidSVG(t *testing.T) {
@@ -171,24 +215,22 @@ func TestPlotsAreValidSVG(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = os.WriteFile(filepath.Join(dir, tc.name+".svg"), buf.Bytes(), 0o644)
-			var doc svgDoc
-			dec := xml.NewDecoder(bytes.NewReader(buf.Bytes()))
-			dec.Strict = true
-			if err := dec.Decode(&doc); err != nil {
+			doc, err := parseSVG(buf.Bytes())
+			if err != nil {
 				t.Fatalf("not valid XML: %v", err)
 			}
-			if doc.XMLName.Local != "svg" || doc.Width == "" {
-				t.Fatalf("root %v width %q", doc.XMLName, doc.Width)
+			if doc.root != "http://www.w3.org/2000/svg svg" || doc.width == "" {
+				t.Fatalf("root %q width %q", doc.root, doc.width)
 			}
-			if len(doc.Polylines) != tc.lines {
-				t.Errorf("%d lines, want %d", len(doc.Polylines), tc.lines)
+			if len(doc.polylines) != tc.lines {
+				t.Errorf("%d lines, want %d", len(doc.polylines), tc.lines)
 			}
-			for _, pl := range doc.Polylines {
-				if len(strings.Fields(pl.Points)) == 0 {
+			for _, pl := range doc.polylines {
+				if len(strings.Fields(pl)) == 0 {
 					t.Error("empty line")
 				}
 			}
-			all := strings.Join(doc.Texts, "|")
+			all := strings.Join(doc.texts, "|")
 			for _, want := range tc.texts {
 				if !strings.Contains(all, want) {
 					t.Errorf("no text %q in %s", want, all)

@@ -24,7 +24,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/riskd/riskd/bench"
 	"github.com/riskd/riskd/bench/load"
+	"github.com/riskd/riskd/bench/population"
 )
 
 type config struct {
@@ -38,6 +40,7 @@ type config struct {
 	accounts, devices        int
 	seed                     uint64
 	workload                 string
+	pregen                   int
 	target                   string
 	compareFloor, overload   bool
 	out, plots               string
@@ -92,10 +95,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured window")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before the measured window (not recorded)")
 	fs.DurationVar(&c.timout, "timeout", 5*time.Second, "per-request timeout")
-	fs.IntVar(&c.accounts, "accounts", 100_000, "built-in workload: accounts")
-	fs.IntVar(&c.devices, "devices", 100_000, "built-in workload: devices")
-	fs.Uint64Var(&c.seed, "seed", 0, "built-in workload seed (0: random)")
-	fs.StringVar(&c.workload, "workload", "builtin", "event source: builtin")
+	fs.IntVar(&c.accounts, "accounts", 100_000, "population: accounts")
+	fs.IntVar(&c.devices, "devices", 0, "population: devices (default: bench's 6 per 5 accounts; builtin's one per account)")
+	fs.Uint64Var(&c.seed, "seed", 0, "workload seed (builtin: 0 is random)")
+	fs.StringVar(&c.workload, "workload", "bench", "event source: bench (the repo's labelled synthetic workload) or builtin (uniform random logins, payments, check-ins)")
+	fs.IntVar(&c.pregen, "pregen", 50_000, "generate this many events before the run and replay them (ids and times restamped), so the generator does not compete for CPU; 0 generates live")
 	fs.StringVar(&c.target, "target", "riskd", "what to measure: riskd or floor")
 	fs.BoolVar(&c.compareFloor, "compare-floor", false, "measure riskd, then the in-process transport floor with the same load, and print the ratio")
 	fs.BoolVar(&c.overload, "overload", false, "overload run: needs --rate above capacity; reports accepted vs shed (defaults --max-inflight 2048 --max-lag 200ms)")
@@ -141,16 +145,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if runID == "" {
 		runID = load.NewRunID()
 	}
+	// One source for every run, so that riskd and the floor get the same
+	// events.
+	src, err := source(c, stderr)
+	if err != nil {
+		return err
+	}
 	var runs []*load.Report
 	if c.target == "riskd" {
-		rep, err := measure(ctx, c, "riskd", runID, stdout, stderr)
+		rep, err := measure(ctx, c, src, "riskd", runID, stdout, stderr)
 		if err != nil {
 			return err
 		}
 		runs = append(runs, rep)
 	}
 	if c.target == "floor" || c.compareFloor {
-		rep, err := measure(ctx, c, "floor", runID+"f", stdout, stderr)
+		rep, err := measure(ctx, c, src, "floor", runID+"f", stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -168,7 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // measure runs the load once against riskd or a fresh in-process floor.
-func measure(ctx context.Context, c config, target, runID string, stdout, stderr io.Writer) (*load.Report, error) {
+func measure(ctx context.Context, c config, src load.Source, target, runID string, stdout, stderr io.Writer) (*load.Report, error) {
 	url, token := c.server, c.token
 	if target == "floor" {
 		token = "floor-token"
@@ -194,10 +204,6 @@ func measure(ctx context.Context, c config, target, runID string, stdout, stderr
 		return nil, err
 	}
 	defer client.Close()
-	src, err := source(c)
-	if err != nil {
-		return nil, err
-	}
 	opts := load.Options{
 		Source: src, Rate: float64(c.rate), Clients: c.clients, MaxInflight: c.maxInflight, MaxLag: c.maxLag,
 		Warmup: c.warmup, Duration: c.duration, Timeout: c.timout, RunID: runID, Target: target,
@@ -235,12 +241,36 @@ func measure(ctx context.Context, c config, target, runID string, stdout, stderr
 	return rep, nil
 }
 
-func source(c config) (load.Source, error) {
+func source(c config, stderr io.Writer) (load.Source, error) {
+	var src load.Source
 	switch c.workload {
 	case "builtin":
-		return load.NewRandomSource(load.RandomOptions{Accounts: c.accounts, Devices: c.devices, Seed: c.seed}), nil
+		src = load.NewRandomSource(load.RandomOptions{Accounts: c.accounts, Devices: c.devices, Seed: c.seed})
+	case "bench":
+		// Timestamps are restamped to the send time, so the simulated span
+		// only has to be long enough never to run dry.
+		w, err := bench.New(bench.Options{
+			Seed:       c.seed,
+			Population: population.Options{Accounts: c.accounts, Devices: c.devices},
+			Duration:   365 * 24 * time.Hour,
+		})
+		if err != nil {
+			return nil, err
+		}
+		src = load.Unlabel(w)
+	default:
+		return nil, fmt.Errorf("--workload %q: want bench or builtin", c.workload)
 	}
-	return nil, fmt.Errorf("--workload %q: want builtin", c.workload)
+	if c.pregen <= 0 {
+		return src, nil
+	}
+	t0 := time.Now()
+	r, err := load.NewReplay(src, c.pregen)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "riskbench: %d %s events generated in %v, replayed during the run\n", r.Len(), c.workload, time.Since(t0).Round(time.Millisecond))
+	return r, nil
 }
 
 func writeFiles(c config, out *load.Output, stdout io.Writer) error {
