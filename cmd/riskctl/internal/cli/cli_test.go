@@ -145,6 +145,7 @@ func TestUsageErrors(t *testing.T) {
 		{"evaluate unknown field", []string{"evaluate", "-"}, `{"eventId":"e","acount_id":"a"}`, "not an Event"},
 		{"token without account", []string{"token", "subject"}, "", "takes one ACCOUNT_ID"},
 		{"token bad ttl", []string{"token", "subject", "a", "--ttl", "0s"}, "", "--ttl must be positive"},
+		{"token account with spaces", []string{"token", "subject", " a "}, "", "not a clean account id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, srv.URL)

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/riskd/riskd/auth"
 )
 
 func init() {
@@ -48,9 +48,9 @@ func tokenSubject(inv *invocation, args []string, ttl time.Duration) error {
 		return err
 	}
 	now := inv.env.Clock.Now()
-	tok, err := mintSubjectToken([]byte(c.SubjectKey), args[0], ttl, now)
+	tok, err := auth.MintSubjectToken([]byte(c.SubjectKey), args[0], ttl, now)
 	if err != nil {
-		return err
+		return usagef("%v", err) // the account id or ttl; the key was validated on load
 	}
 	if inv.g.json {
 		st, err := structpb.NewStruct(map[string]any{
@@ -64,16 +64,4 @@ func tokenSubject(inv *invocation, args []string, ttl time.Duration) error {
 	}
 	_, err = fmt.Fprintln(inv.stdout(), tok)
 	return err
-}
-
-// mintSubjectToken signs with the subject_key string's bytes, as riskd checks.
-// TODO(riskctl): replace with auth.MintSubjectToken once package auth has it,
-// so that the repo has one minting function.
-func mintSubjectToken(key []byte, accountID string, ttl time.Duration, now time.Time) (string, error) {
-	claims := jwt.RegisteredClaims{
-		Subject:   accountID,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
 }
