@@ -73,10 +73,18 @@ func PutEvent(b *pebble.Batch, stored *riskv1.Event) error {
 }
 
 // ScanEvents calls fn for each stored event with from <= occurred_at < to, in
-// event-time order (ties in an arbitrary but stable order). An error from fn
-// stops the scan and is returned as is.
+// event-time order (ties in an arbitrary but stable order). A zero from or to
+// leaves that side unbounded. An error from fn stops the scan and is
+// returned as is.
 func ScanEvents(r pebble.Reader, from, to time.Time, fn func(*riskv1.Event) error) error {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: timeKey(from), UpperBound: timeKey(to)})
+	lo, hi := timeKey(from), []byte{keys.EventRecord + 1}
+	if from.IsZero() {
+		lo = []byte{keys.EventRecord}
+	}
+	if !to.IsZero() {
+		hi = timeKey(to)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("ingest: scan events: %w", err)
 	}

@@ -68,6 +68,9 @@ func TestEventLog(t *testing.T) {
 			t.Errorf("not in event-time order at %d", i)
 		}
 	}
+	if got := scan(time.Time{}, time.Time{}); len(got) != len(offsets) {
+		t.Errorf("unbounded scan found %d events, want %d", len(got), len(offsets))
+	}
 	// [from, to): the bound at -3m is included at from, excluded at to.
 	if got := scan(testNow.Add(-3*time.Minute), testNow.Add(-time.Minute)); len(got) != 2 {
 		t.Errorf("[−3m, −1m) holds %d events, want 2", len(got))
