@@ -410,9 +410,20 @@ type Checkpoint struct {
 	At    time.Time `json:"at"`
 }
 
-// Checkpoint returns the committed head (read from the store, so never an
-// append that a failed commit will rewind).
-func (l *Log) Checkpoint() (Checkpoint, error) {
+// Checkpoint returns the committed head, for export. On a read error it logs
+// and returns the last logged checkpoint.
+func (l *Log) Checkpoint() Checkpoint {
+	cp, err := l.ReadCheckpoint()
+	if err != nil {
+		l.opts.Logger.Error("decisions: checkpoint", "err", err)
+		return l.LastCheckpoint()
+	}
+	return cp
+}
+
+// ReadCheckpoint returns the committed head (read from the store, so never
+// an append that a failed commit will rewind).
+func (l *Log) ReadCheckpoint() (Checkpoint, error) {
 	h, err := readHead(l.db)
 	if err != nil {
 		return Checkpoint{}, err
@@ -445,7 +456,7 @@ func (l *Log) checkpointer() {
 }
 
 func (l *Log) maybeCheckpoint(final bool) {
-	cp, err := l.Checkpoint()
+	cp, err := l.ReadCheckpoint()
 	if err != nil {
 		l.opts.Logger.Error("decisions: checkpoint", "err", err)
 		return

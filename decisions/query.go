@@ -41,6 +41,20 @@ func (l *Log) Get(id string) (*riskv1.Decision, error) {
 	return d, err
 }
 
+// GetForSubject returns SubjectView of the decision if it is about subject
+// (compared with the record's account_id); otherwise ErrNotFound, exactly as
+// for a decision that does not exist.
+func (l *Log) GetForSubject(id, subject string) (*riskv1.Decision, error) {
+	d, err := l.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if subject == "" || d.GetAccountId() != subject {
+		return nil, fmt.Errorf("decision %s: %w", id, ErrNotFound)
+	}
+	return SubjectView(d), nil
+}
+
 func (l *Log) getRecord(r pebble.Reader, id string) (*riskv1.Decision, record, error) {
 	uid, err := ulid.ParseStrict(id)
 	if err != nil {

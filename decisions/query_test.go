@@ -287,3 +287,17 @@ func TestNewIDOrderedAndUnique(t *testing.T) {
 		t.Errorf("later time sorts first: %s %s", a, b)
 	}
 }
+
+func TestGetForSubject(t *testing.T) {
+	e := newEnv(t, Options{})
+	ds := e.put("alice", 1, "r1")
+	v, err := e.log.GetForSubject(ds[0].DecisionId, "alice")
+	if err != nil || !proto.Equal(v, SubjectView(ds[0])) {
+		t.Errorf("own: %v, %v", v, err)
+	}
+	for _, who := range []string{"bob", ""} {
+		if _, err := e.log.GetForSubject(ds[0].DecisionId, who); !errors.Is(err, ErrNotFound) {
+			t.Errorf("as %q: err = %v", who, err)
+		}
+	}
+}
