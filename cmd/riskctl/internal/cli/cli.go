@@ -439,7 +439,7 @@ func writeVerbHelp(w io.Writer, path string, c *command, fs *flag.FlagSet) {
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			text += " (default " + f.DefValue + ")"
 		}
-		if len(head) < 22 {
+		if len(head) < 21 {
 			lines = append(lines, fmt.Sprintf("%-22s%s", head, text))
 		} else {
 			lines = append(lines, head, fmt.Sprintf("%-22s%s", "", text))

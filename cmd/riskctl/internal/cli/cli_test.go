@@ -104,6 +104,7 @@ func TestHelp(t *testing.T) {
 		{"help-decisions-get.golden", []string{"decisions", "get", "-h"}},
 		{"help-decisions-list.golden", []string{"help", "decisions", "list"}},
 		{"help-token-subject.golden", []string{"token", "subject", "--help"}},
+		{"help-ingest.golden", []string{"ingest", "--help"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := h.run(tc.args...)

@@ -57,13 +57,13 @@ rejected; everything else was ingested.`,
 		Setup: func(fs *flag.FlagSet) runFunc {
 			o := &ingestOptions{}
 			fs.StringVar(&o.format, "format", "auto", "input `FORMAT`: auto, ndjson or combined")
-			fs.StringVar(&o.accountFrom, "account-from", "user", "combined: where the account id is: user (the log's user field), query:`NAME` or header:NAME")
+			fs.StringVar(&o.accountFrom, "account-from", "user", "combined: where the account id is, `SOURCE`: user (the log's user field), query:NAME or header:NAME")
 			fs.StringVar(&o.extraFields, "extra-fields", "", "combined: comma-separated `NAMES` of the quoted fields logged after the user agent, e.g. x-account-id")
-			fs.IntVar(&o.batch, "batch", 1000, "events per stream message, 1..10000")
+			fs.IntVar(&o.batch, "batch", 1000, "`N` events per stream message, 1..10000")
 			fs.StringVar(&o.rejectFile, "reject-file", "", "write rejected lines to `PATH`")
 			fs.IntVar(&o.showErrors, "show-errors", 20, "print at most `N` rejected lines (all are counted)")
-			fs.StringVar(&o.progress, "progress", "auto", "auto, bar, plain or none")
-			fs.DurationVar(&o.progressEvery, "progress-every", 10*time.Second, "interval of plain progress lines")
+			fs.StringVar(&o.progress, "progress", "auto", "`MODE`: auto, bar, plain or none")
+			fs.DurationVar(&o.progressEvery, "progress-every", 10*time.Second, "`INTERVAL` of plain progress lines")
 			return o.run
 		},
 	})
