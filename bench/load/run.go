@@ -322,3 +322,12 @@ func (o Options) Describe() string {
 	}
 	return fmt.Sprintf("closed loop with %d clients", o.Clients)
 }
+
+// Overload returns the options of an overload run: open loop at rate (meant
+// to be above the target's capacity) with enough requests in flight that the
+// client never becomes the queue, so what the report's Shed shows is the
+// target's own behaviour: how much it refused, how fast, and how long the
+// requests it accepted took.
+func Overload(src Source, rate float64, d time.Duration) Options {
+	return Options{Source: src, Rate: rate, MaxInflight: 2048, MaxLag: 200 * time.Millisecond, Duration: d, Target: "riskd"}
+}

@@ -1,0 +1,98 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+)
+
+// shedding admits cap requests at a time, each taking work, and refuses the
+// rest at once, as riskd must past capacity.
+type shedding struct {
+	FloorHandler
+	slots chan struct{}
+	work  time.Duration
+	code  connect.Code
+	queue bool // wait for a slot instead of refusing
+}
+
+func (s *shedding) Evaluate(ctx context.Context, req *connect.Request[riskv1.EvaluateRequest]) (*connect.Response[riskv1.EvaluateResponse], error) {
+	if s.queue {
+		s.slots <- struct{}{}
+	} else {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			return nil, connect.NewError(s.code, errors.New("overloaded"))
+		}
+	}
+	defer func() { <-s.slots }()
+	time.Sleep(s.work)
+	return s.FloorHandler.Evaluate(ctx, req)
+}
+
+// overloadRun offers 50/s for 1.5 s to a handler that can do one request of
+// 50 ms at a time (20/s), either refusing the excess with code or, when
+// queue is set, making it wait.
+func overloadRun(t *testing.T, code connect.Code, queue bool) *Report {
+	t.Helper()
+	h := &shedding{slots: make(chan struct{}, 1), work: 50 * time.Millisecond, code: code, queue: queue}
+	f, err := StartFloor(FloorOptions{Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	c := newClient(t, ClientOptions{BaseURL: f.URL})
+	opts := Overload(NewRandomSource(RandomOptions{}), 50, 1500*time.Millisecond)
+	opts.MaxInflight = 32 // enough here; 2048 idle goroutines would only slow the test
+	rep, err := Run(t.Context(), c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Shed
+	t.Logf("queue %v: accepted %d shed %d (%.0f%%) other %d dropped %d; accepted p99 %.1f ms, shed p99 %.1f ms",
+		queue, s.Accepted, s.Shed, 100*s.ShedFraction, s.OtherErrors, rep.Requests.Dropped, s.AcceptedP99MS, s.ShedP99MS)
+	return rep
+}
+
+func TestOverloadSplitsAcceptedAndShed(t *testing.T) {
+	// The control: a server that queues instead of shedding. Its accepted
+	// p99 grows with the backlog, which is what the split must tell apart.
+	queued := overloadRun(t, connect.CodeResourceExhausted, true)
+	if queued.Shed.Shed != 0 || queued.Shed.AcceptedP99MS < 300 {
+		t.Errorf("queueing control: %+v, want no shedding and a long p99", queued.Shed)
+	}
+	for _, code := range []connect.Code{connect.CodeResourceExhausted, connect.CodeUnavailable} {
+		t.Run(code.String(), func(t *testing.T) {
+			rep := overloadRun(t, code, false)
+			s := rep.Shed
+			if s.Accepted == 0 || s.Shed == 0 || s.OtherErrors != 0 {
+				t.Fatalf("shed %+v, want both accepted and shed, nothing else", s)
+			}
+			if s.Accepted+s.Shed != rep.Requests.Sent || rep.Errors[code.String()] != s.Shed {
+				t.Errorf("split %+v does not add up to %+v / %v", s, rep.Requests, rep.Errors)
+			}
+			if s.ShedFraction < 0.3 || s.ShedFraction > 0.9 {
+				t.Errorf("shed fraction %.2f, want about 0.6 (20 of 50/s accepted)", s.ShedFraction)
+			}
+			// Shedding at once keeps the accepted ones near their 50 ms.
+			if s.AcceptedP99MS < 50 || s.AcceptedP99MS > 300 || 2*s.AcceptedP99MS > queued.Shed.AcceptedP99MS {
+				t.Errorf("accepted p99 %.1f ms, want bounded near the 50 ms of work (queueing: %.1f ms)", s.AcceptedP99MS, queued.Shed.AcceptedP99MS)
+			}
+			var out bytes.Buffer
+			if err := WriteShed(&out, rep); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), "shed") || !strings.Contains(out.String(), "accepted p99") {
+				t.Errorf("summary %q", out.String())
+			}
+		})
+	}
+}
