@@ -3,9 +3,13 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -99,6 +103,63 @@ func ReadLabels(r io.Reader) (map[string]Label, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("bench: read labels: %w", err)
+	}
+	return out, nil
+}
+
+// StreamNDJSON is WriteNDJSON for a paced stream: each line is written as
+// soon as its event is due, unbuffered, so that a reader sees live traffic.
+// It stops at the end of the stream or when ctx is done.
+func StreamNDJSON(ctx context.Context, p *Pacer, events, labels io.Writer) (int, error) {
+	n := 0
+	for {
+		ev, l, err := p.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if events != nil {
+			b, err := MarshalEvent(ev)
+			if err != nil {
+				return n, err
+			}
+			if _, err := events.Write(append(b, '\n')); err != nil {
+				return n, fmt.Errorf("bench: write events: %w", err)
+			}
+		}
+		if labels != nil {
+			b, _ := json.Marshal(l)
+			if _, err := labels.Write(append(b, '\n')); err != nil {
+				return n, fmt.Errorf("bench: write labels: %w", err)
+			}
+		}
+		n++
+	}
+}
+
+// ParseMix parses "scenario=fraction,scenario=fraction" into a Mix.
+func ParseMix(s string) (map[Scenario]float64, error) {
+	out := map[Scenario]float64{}
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("bench: mix entry %q: want scenario=fraction", kv)
+		}
+		name := Scenario(strings.TrimSpace(k))
+		if _, ok := Lookup(name); !ok {
+			return nil, fmt.Errorf("bench: mix entry %q: unknown scenario", kv)
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || f < 0 {
+			return nil, fmt.Errorf("bench: mix entry %q: fraction must be a non-negative number", kv)
+		}
+		out[name] = f
 	}
 	return out, nil
 }

@@ -77,7 +77,7 @@ func runATOImpossibleTravel(s *session) {
 		return
 	}
 	s.reserve(v.Index, 48*time.Hour)
-	t := s.victimWarmup(v) + int64(s.between(10*time.Minute, 80*time.Minute))
+	t := s.victimWarmup(v) + int64(s.gap(5*time.Minute, 40*time.Minute))
 	c := population.AttackerCities[s.r.IntN(len(population.AttackerCities))]
 	d := s.freshDevice()
 	d.Timezone, d.Language, d.Installed = "UTC", "en-US", nil
@@ -96,7 +96,7 @@ func runATOFailedBurst(s *session) {
 	s.reserve(v.Index, 48*time.Hour)
 	t := s.now
 	if s.chance(0.5) {
-		t = s.victimWarmup(v) + int64(s.between(20*time.Minute, 90*time.Minute))
+		t = s.victimWarmup(v) + int64(s.gap(10*time.Minute, 40*time.Minute))
 	}
 	d := s.freshDevice()
 	var nw *riskv1.Network
@@ -215,7 +215,7 @@ func runPaymentAfterTakeover(s *session) {
 		return
 	}
 	s.reserve(v.Index, 48*time.Hour)
-	t := s.victimWarmup(v) + int64(s.between(20*time.Minute, 100*time.Minute))
+	t := s.victimWarmup(v) + int64(s.gap(5*time.Minute, 40*time.Minute))
 	d := s.freshDevice()
 	nw := netFrom(population.ResidentialAddr(s.r), userAgent(d))
 	s.takeover(t, v, d, nw, s.phoneFix(v.City.Lat, v.City.Lon, 20000), true)

@@ -62,7 +62,7 @@ func (s *session) pickPkg(k population.CheatKind) string {
 func (s *session) checkInOut(mk func() *riskv1.Event) {
 	s.attack(s.now, mk())
 	if s.chance(0.5) {
-		s.attack(s.after(s.between(30*time.Minute, 100*time.Minute)), mk())
+		s.attack(s.after(s.gap(30*time.Minute, 100*time.Minute)), mk())
 	}
 }
 
@@ -220,7 +220,7 @@ func runAttRepeatedCoords(s *session) {
 		} else {
 			s.attack(t, ev)
 		}
-		t += int64(s.between(12*time.Minute, 30*time.Minute))
+		t += int64(s.gap(8*time.Minute, 25*time.Minute))
 	}
 }
 
@@ -240,7 +240,7 @@ func runAttImpossibleTravel(s *session) {
 			break
 		}
 	}
-	t := s.after(s.between(10*time.Minute, 50*time.Minute))
+	t := s.after(s.gap(10*time.Minute, 50*time.Minute))
 	la, lo := s.near(c.Lat, c.Lon, 5000)
 	s.attack(t, s.attendanceEvent(a, deviceMsg(d), s.mobileNet(a, d), locMsg(la, lo, 8+s.r.Float64()*30, "gps")))
 }

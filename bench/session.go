@@ -35,7 +35,7 @@ func (s *session) emit(at int64, sc Scenario, expect string, ev *riskv1.Event) {
 	// Millisecond stamps, as back ends send them.
 	at -= at % int64(time.Millisecond)
 	s.w.seq++
-	heapPush(&s.w.h, item{at: at, seq: s.w.seq, ev: ev, label: Label{Scenario: sc, Attack: sc == s.info.Name && s.info.Attack, Expect: expect}})
+	heapPush(&s.w.h, &item{at: at, seq: s.w.seq, ev: ev, label: Label{Scenario: sc, Attack: sc == s.info.Name && s.info.Attack, Expect: expect}})
 }
 
 // benign emits a benign event.
@@ -54,6 +54,13 @@ func (s *session) after(d time.Duration) int64 { return s.now + int64(d) }
 // between returns a duration uniformly in [lo, hi).
 func (s *session) between(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(s.r.Int64N(int64(hi-lo)))
+}
+
+// gap is a pause within a session: uniformly in [lo, hi), both capped at a
+// fifth of the stream so that a short run still sees the session's end.
+func (s *session) gap(lo, hi time.Duration) time.Duration {
+	c := s.w.opts.Duration / 5
+	return s.between(min(lo, c/2), min(hi, c))
 }
 
 func (s *session) intIn(lo, hi int) int { return lo + s.r.IntN(hi-lo+1) }

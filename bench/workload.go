@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
@@ -139,14 +140,14 @@ func New(opts Options) (*Workload, error) {
 		if w.rates[i] <= 0 {
 			continue
 		}
-		// Every enabled attack starts once early on, so that even a short run
-		// has each; long attacks then have time to unfold. Benign arrivals
-		// are plain Poisson.
+		// Every enabled scenario starts at least once early on, so that even
+		// a short run has each (the quality report needs them all); long
+		// attacks then have time to unfold. Later arrivals are Poisson.
 		var first float64
 		if s.Attack {
-			first = (0.02 + 0.38*w.arrivals.Float64()) * opts.Duration.Seconds()
+			first = (0.02 + 0.23*w.arrivals.Float64()) * opts.Duration.Seconds()
 		} else {
-			first = w.arrivals.ExpFloat64() / w.rates[i]
+			first = min(w.arrivals.ExpFloat64()/w.rates[i], 0.5*w.arrivals.Float64()*opts.Duration.Seconds())
 		}
 		w.pushArrival(i, int64(first*1e9))
 	}
@@ -172,12 +173,12 @@ func (w *Workload) Emitted() uint64 { return w.emitted }
 // the stream has ended. The event is new and owned by the caller.
 func (w *Workload) Next() (*riskv1.Event, Label, bool) {
 	for w.h.Len() > 0 {
-		it := heap.Pop(&w.h).(item)
+		it := heap.Pop(&w.h).(*item)
 		if it.ev == nil {
 			w.arrive(it)
 			continue
 		}
-		id := w.idTag + fmt.Sprintf("%09d", w.emitted)
+		id := w.idTag + strconv.FormatUint(1_000_000_000+w.emitted, 10)[1:]
 		w.emitted++
 		it.ev.EventId = id
 		t := w.opts.Start.Add(time.Duration(it.at))
@@ -193,11 +194,11 @@ func (w *Workload) pushArrival(scen int, at int64) {
 		return
 	}
 	w.seq++
-	heapPush(&w.h, item{at: at, seq: w.seq, scen: scen})
+	heapPush(&w.h, &item{at: at, seq: w.seq, scen: scen})
 }
 
 // arrive starts a session of the arriving scenario and schedules the next.
-func (w *Workload) arrive(it item) {
+func (w *Workload) arrive(it *item) {
 	w.pruneBusy(it.at)
 	w.sessions++
 	s := &session{
@@ -232,7 +233,7 @@ type item struct {
 	scen  int
 }
 
-type itemHeap []item
+type itemHeap []*item
 
 func (h itemHeap) Len() int { return len(h) }
 func (h itemHeap) Less(i, j int) bool {
@@ -242,14 +243,14 @@ func (h itemHeap) Less(i, j int) bool {
 	return h[i].seq < h[j].seq
 }
 func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *itemHeap) Push(x any)   { *h = append(*h, x.(item)) }
+func (h *itemHeap) Push(x any)   { *h = append(*h, x.(*item)) }
 func (h *itemHeap) Pop() any {
 	old := *h
 	n := len(old)
 	it := old[n-1]
-	old[n-1] = item{}
+	old[n-1] = nil
 	*h = old[:n-1]
 	return it
 }
 
-func heapPush(h *itemHeap, it item) { heap.Push(h, it) }
+func heapPush(h *itemHeap, it *item) { heap.Push(h, it) }

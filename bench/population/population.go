@@ -1,8 +1,11 @@
 package population
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -380,12 +383,24 @@ func HostInPrefix(r *rand.Rand, pfx netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
+// Common access point vendor OUIs (TP-Link, Huawei, Xiaomi, H3C, Ruijie).
+var ouis = [][3]byte{{0x50, 0xbd, 0x5f}, {0x48, 0x7d, 0x2e}, {0x64, 0x09, 0x80}, {0x58, 0x6a, 0xb1}, {0x30, 0x0d, 0x9e}}
+
 // RandomBSSID returns a locally plausible access point MAC.
 func RandomBSSID(r *rand.Rand) string {
 	// Common AP vendor OUIs (TP-Link, Huawei, Xiaomi, H3C, Ruijie).
-	ouis := [][3]byte{{0x50, 0xbd, 0x5f}, {0x48, 0x7d, 0x2e}, {0x64, 0x09, 0x80}, {0x58, 0x6a, 0xb1}, {0x30, 0x0d, 0x9e}}
 	o := ouis[r.IntN(len(ouis))]
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", o[0], o[1], o[2], r.IntN(256), r.IntN(256), r.IntN(256))
+	v := r.Uint32()
+	b := [6]byte{o[0], o[1], o[2], byte(v), byte(v >> 8), byte(v >> 16)}
+	const hexd = "0123456789abcdef"
+	var out [17]byte
+	for i, x := range b {
+		out[i*3], out[i*3+1] = hexd[x>>4], hexd[x&15]
+		if i < 5 {
+			out[i*3+2] = ':'
+		}
+	}
+	return string(out[:])
 }
 
 func imei(r *rand.Rand) string {
@@ -439,4 +454,54 @@ func pick(r *rand.Rand, pool []string, n int) []string {
 		}
 	}
 	return out
+}
+
+// SiteRecord is a site as WriteSites writes it: what a rule author needs to
+// check a check-in against its site (coordinates, radius, known access
+// points, office network).
+type SiteRecord struct {
+	SiteID     string   `json:"site_id"`
+	OrgID      string   `json:"org_id"`
+	Latitude   float64  `json:"latitude"`
+	Longitude  float64  `json:"longitude"`
+	RadiusM    float64  `json:"radius_m"`
+	BSSIDs     []string `json:"bssids"`
+	SSID       string   `json:"ssid"`
+	OfficeCIDR string   `json:"office_cidr"`
+	NATIP      string   `json:"nat_ip"`
+	Beacons    []string `json:"beacons"`
+}
+
+// Record returns s as a SiteRecord.
+func (p *Population) Record(s Site) SiteRecord {
+	return SiteRecord{
+		SiteID: s.ID, OrgID: p.Org(s.Org).ID, Latitude: s.Lat, Longitude: s.Lon, RadiusM: s.RadiusM,
+		BSSIDs: s.BSSIDs, SSID: s.SSID, OfficeCIDR: s.Office.String(), NATIP: s.NAT.String(), Beacons: s.Beacons,
+	}
+}
+
+// Sites calls fn with every site of every org, in order, stopping at the
+// first error.
+func (p *Population) Sites(fn func(Site) error) error {
+	for o := range p.opts.Orgs {
+		for k := range p.orgCore(o).NumSites {
+			if err := fn(p.Site(o, k)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// WriteSites writes every site as one JSON line (SiteRecord).
+func (p *Population) WriteSites(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := p.Sites(func(s Site) error { return enc.Encode(p.Record(s)) }); err != nil {
+		return fmt.Errorf("population: write sites: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("population: write sites: %w", err)
+	}
+	return nil
 }
