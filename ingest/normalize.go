@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/event"
@@ -144,7 +145,8 @@ func lower(s string) string {
 					b[j] = c + 'a' - 'A'
 				}
 			}
-			return string(b)
+			// b is never written again: view it as a string without a copy.
+			return unsafe.String(&b[0], len(b))
 		}
 	}
 	return s
@@ -330,7 +332,7 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 				}
 				pfx, _ := addr.Prefix(bits)
 				var buf [64]byte
-				p.IPPrefix = pseudonymOf(mac, KindIPPrefix, pfx.AppendTo(buf[:0]))
+				p.IPPrefix = arenaPseudonym(&ar, mac, KindIPPrefix, pfx.AppendTo(buf[:0]))
 			}
 			p.BSSID = ps(KindBSSID, e.WifiBSSID)
 			st.Network = &riskv1.Network{

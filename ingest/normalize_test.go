@@ -1,6 +1,9 @@
 package ingest
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -580,4 +583,20 @@ func TestNormalizeConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestHMACMatchesStdlib(t *testing.T) {
+	for _, key := range [][]byte{testKey, []byte("sixteen byte key"), []byte(strings.Repeat("k", 64)), []byte(strings.Repeat("long key ", 20))} {
+		m := newKeyedMAC(key)
+		for _, msg := range []string{"", "a", rawIMEI, strings.Repeat("x", 200)} {
+			s := m.pool.Get().(*macState)
+			m.sum(s, []byte(msg))
+			h := hmac.New(sha256.New, key)
+			h.Write([]byte(msg))
+			if want := h.Sum(nil); !bytes.Equal(s.sum[:], want) {
+				t.Errorf("key %d bytes, msg %q: HMAC differs from crypto/hmac", len(key), msg)
+			}
+			m.pool.Put(s)
+		}
+	}
 }
