@@ -1,5 +1,11 @@
 package population
 
+import (
+	"strings"
+
+	"github.com/riskd/riskd/features/lists"
+)
+
 // CheatKind says what a cheating package does.
 type CheatKind uint8
 
@@ -17,60 +23,35 @@ type CheatApp struct {
 	Kind    CheatKind
 }
 
-// CheatApps is the one place the workload's cheat packages come from. It is
-// kept consistent with the cheat_apps seed list the rules use
-// (features/lists); switch it there if that list moves.
-var CheatApps = []CheatApp{
-	// Fake GPS and virtual location.
-	{"com.lexa.fakegps", CheatFakeGPS},
-	{"com.incorporateapps.fakegps.fre", CheatFakeGPS},
-	{"com.blogspot.newapphorizons.fakegps", CheatFakeGPS},
-	{"com.theappninjas.fakegpsjoystick", CheatFakeGPS},
-	{"com.evezzon.fakegps", CheatFakeGPS},
-	{"com.gsmartstudio.fakegps", CheatFakeGPS},
-	{"com.rosteam.gpsemulator", CheatFakeGPS},
-	{"ru.gavrikov.mocklocations", CheatFakeGPS},
-	{"com.just4funtools.fakegpslocationprofessional", CheatFakeGPS},
-	{"com.divi.fakeGPS", CheatFakeGPS},
-	{"com.lerist.fakelocation", CheatFakeGPS},
-	{"com.txy.anywhere", CheatFakeGPS},
-	// Cloners, multi-open, virtual spaces and phone-in-phone VMs.
-	{"com.lbe.parallel.intl", CheatCloner},
-	{"com.parallel.space.lite", CheatCloner},
-	{"com.parallel.space.pro", CheatCloner},
-	{"com.excelliance.dualaid", CheatCloner},
-	{"com.excelliance.multiaccounts", CheatCloner},
-	{"com.applisto.appcloner", CheatCloner},
-	{"io.va.exposed", CheatCloner},
-	{"io.virtualapp", CheatCloner},
-	{"com.lody.virtual", CheatCloner},
-	{"com.bly.dkplat", CheatCloner},
-	{"com.polestar.super.clone", CheatCloner},
-	{"com.jiubang.commerce.gomultiple", CheatCloner},
-	{"com.ludashi.dualspace", CheatCloner},
-	{"do.multiple.cloner", CheatCloner},
-	{"com.qihoo.magic", CheatCloner},
-	{"com.vmos.pro", CheatCloner},
-	{"com.vmos.glb", CheatCloner},
-	{"com.x8zs.sandbox", CheatCloner},
-	{"io.twoyi", CheatCloner},
-	// Hook frameworks, root managers and their hiding tools.
-	{"de.robv.android.xposed.installer", CheatHook},
-	{"org.meowcat.edxposed.manager", CheatHook},
-	{"org.lsposed.manager", CheatHook},
-	{"org.lsposed.lspatch", CheatHook},
-	{"me.weishu.exp", CheatHook},
-	{"com.topjohnwu.magisk", CheatHook},
-	{"io.github.vvb2060.magisk", CheatHook},
-	{"me.weishu.kernelsu", CheatHook},
-	{"eu.chainfire.supersu", CheatHook},
-	{"com.noshufou.android.su", CheatHook},
-	{"com.koushikdutta.superuser", CheatHook},
-	{"com.saurik.substrate", CheatHook},
-	{"re.frida.server", CheatHook},
-	{"com.chelpus.lackypatch", CheatHook},
-	{"com.tsng.hidemyapplist", CheatHook},
-	{"com.formyhm.hideroot", CheatHook},
+// CheatApps are the workload's cheat packages: exactly the cheat_apps seed
+// list the rules read (features/lists.DefaultCheatApps), each classified by
+// what it does, so that what the workload installs is what riskd looks for.
+var CheatApps = classify(lists.DefaultCheatApps)
+
+func classify(pkgs []string) []CheatApp {
+	out := make([]CheatApp, 0, len(pkgs))
+	for _, p := range pkgs {
+		out = append(out, CheatApp{Package: p, Kind: kindOf(p)})
+	}
+	return out
+}
+
+// kindOf tells a cheat package's kind from its name: location spoofers name
+// themselves after GPS or location, cloners after spaces, copies and
+// virtual machines; what is left is root and hook tooling.
+func kindOf(pkg string) CheatKind {
+	p := strings.ToLower(pkg)
+	for _, w := range []string{"gps", "locat", "mock", "lockito", "joystick", "anywhere"} {
+		if strings.Contains(p, w) {
+			return CheatFakeGPS
+		}
+	}
+	for _, w := range []string{"parallel", "multi", "dual", "clon", "virtual", "space", "vmos", "sandbox", "dkplat", "qihoo.magic", "waxmoon", "twoyi", "va.exposed"} {
+		if strings.Contains(p, w) {
+			return CheatCloner
+		}
+	}
+	return CheatHook
 }
 
 // CheatPackages returns the package names of CheatApps of kind k, or of every

@@ -195,3 +195,15 @@ func BenchmarkAccount(b *testing.B) {
 		i += 7919
 	}
 }
+
+func TestCheatKinds(t *testing.T) {
+	for pkg, want := range map[string]CheatKind{
+		"com.lexa.fakegps": CheatFakeGPS, "ru.gavrikov.mocklocations": CheatFakeGPS, "com.lerist.fakelocation": CheatFakeGPS,
+		"com.lbe.parallel.intl": CheatCloner, "io.va.exposed": CheatCloner, "com.qihoo.magic": CheatCloner, "com.vmos.pro": CheatCloner,
+		"com.topjohnwu.magisk": CheatHook, "org.lsposed.manager": CheatHook, "re.frida.server": CheatHook, "me.weishu.exp": CheatHook,
+	} {
+		if got := kindOf(pkg); got != want {
+			t.Errorf("kindOf(%s) = %d, want %d", pkg, got, want)
+		}
+	}
+}
