@@ -113,8 +113,21 @@ func (c *committer) commitGroup(group []*commitReq) {
 	errs := make([]error, len(group))
 	for i, r := range group {
 		if r.seal != nil {
-			if err := r.seal(batch); err != nil {
+			// A seal writes into a scratch batch first, so that one that fails
+			// halfway leaves nothing in the group and its chain link is undone.
+			scratch := c.db.NewBatch()
+			before := c.rewind()
+			err := r.seal(scratch)
+			if err == nil {
+				err = batch.Apply(scratch, nil)
+			}
+			_ = scratch.Close()
+			if err != nil {
+				before()
 				errs[i] = err
+				if r.b != nil {
+					_ = r.b.Close()
+				}
 				continue
 			}
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -22,8 +23,15 @@ func principal(ctx context.Context) auth.Principal {
 // procedure, and logs one line per request at debug level (procedure, role,
 // code, duration: never a request body, so never an identifier).
 type authInterceptor struct {
-	authn *auth.Authenticator
-	log   *slog.Logger
+	authn       *auth.Authenticator
+	log         *slog.Logger
+	requireCert bool
+	limits      *limiters
+}
+
+func newAuthInterceptor(o Options, log *slog.Logger) *authInterceptor {
+	return &authInterceptor{authn: o.Auth, log: log, requireCert: o.RequireServiceCert,
+		limits: newLimiters(o.RateLimitService, o.RateLimitUser)}
 }
 
 func (a *authInterceptor) check(ctx context.Context, procedure, header string) (context.Context, error) {
@@ -31,8 +39,14 @@ func (a *authInterceptor) check(ctx context.Context, procedure, header string) (
 	if err != nil {
 		return ctx, connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
 	}
+	if a.requireCert && p.Role == auth.RoleService && !hasPeerCert(ctx) {
+		return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New("service callers must present a client certificate"))
+	}
 	if !auth.Allowed(p.Role, procedure) {
 		return ctx, connect.NewError(connect.CodePermissionDenied, errPermission)
+	}
+	if !a.limits.allow(p) {
+		return ctx, connect.NewError(connect.CodeResourceExhausted, errors.New("rate limit exceeded for this token: slow down"))
 	}
 	return context.WithValue(ctx, principalKey{}, p), nil
 }

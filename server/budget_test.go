@@ -75,7 +75,7 @@ func TestBudgetStalledStore(t *testing.T) {
 	}}})
 	s.evaluate(loginEvent("warm", "acct-b", "dev-b", true, time.Now()))
 
-	fs.stall.Store(int64(400 * time.Millisecond))
+	fs.stall.Store(int64(2 * time.Second))
 	client := s.risk(protoConnect, s.creds.Service)
 	tests := []struct {
 		ev   *riskv1.Event
@@ -96,8 +96,9 @@ func TestBudgetStalledStore(t *testing.T) {
 		if !d.GetDegraded() || d.GetOutcome() != tc.want {
 			t.Errorf("%s: outcome %v degraded %v, want %v degraded", tc.ev.EventId, d.GetOutcome(), d.GetDegraded(), tc.want)
 		}
-		// 50 ms budget plus the loopback round trip; far below the 400 ms stall.
-		if took > 250*time.Millisecond {
+		// The 50 ms budget plus the round trip, with room for a loaded
+		// machine; far below the 2 s the disk takes to answer.
+		if took > time.Second {
 			t.Errorf("%s: answered after %v", tc.ev.EventId, took)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,6 +39,16 @@ type Config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	CredentialsFile string
+
+	TLSCert     string
+	TLSKey      string
+	TLSClientCA string
+	Insecure    bool
+
+	RateLimitService float64
+	RateLimitUser    float64
+	MaxConnections   int
+	MaxStreams       int
 }
 
 // failModesFlag parses "payment=review,login=allow".
@@ -119,6 +130,14 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.Var(levelFlag{&c.LogLevel}, "log-level", "debug, info, warn or error (debug logs one line per request)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.CredentialsFile, "credentials", "", "credentials file (default: <data-dir>/credentials.json, written on first start)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate chain to serve TLS with (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: service callers must present a client certificate it signed (mutual TLS)")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow serving without TLS on a non-loopback address")
+	fs.Float64Var(&c.RateLimitService, "rate-limit-service", 0, "requests per second allowed per service token (0: unlimited; overload shedding still applies)")
+	fs.Float64Var(&c.RateLimitUser, "rate-limit-user", 20, "requests per second allowed per analyst, admin or subject token, with bursts of twice that (0: unlimited)")
+	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "open client connections at most")
+	fs.IntVar(&c.MaxStreams, "max-streams", 256, "concurrent HTTP/2 streams per connection at most")
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "riskd: the riskd security-risk and anti-fraud scoring server.\n\n")
 		fmt.Fprintf(usage, "Usage: riskd [flags]\n\nEvery flag can also be set by an environment variable (shown) or a key in\nthe --config YAML file (the flag's name). Flags beat the environment, which\nbeats the file.\n\n")
@@ -180,6 +199,18 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("log-format: %q: want text or json", c.LogFormat)
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, errors.New("tls-cert and tls-key go together")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return c, errors.New("tls-client-ca needs tls-cert and tls-key")
+	}
+	if c.TLSCert == "" && !c.Insecure && !loopback(c.Listen) {
+		return c, fmt.Errorf("listen %s: refusing to serve without TLS on a non-loopback address; give --tls-cert and --tls-key, or --insecure", c.Listen)
+	}
+	if c.MaxConnections <= 0 || c.MaxStreams <= 0 {
+		return c, errors.New("max-connections and max-streams must be positive")
+	}
 	if c.CredentialsFile == "" {
 		c.CredentialsFile = filepath.Join(c.DataDir, "credentials.json")
 	}
@@ -211,4 +242,18 @@ func readConfigFile(path string) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// loopback reports whether addr (host:port) names only loopback interfaces.
+// An empty host or 0.0.0.0 listens everywhere.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

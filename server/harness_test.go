@@ -69,6 +69,9 @@ func startServer(t *testing.T, setup serverSetup) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tests check semantics, not speed: a loaded machine must not turn
+	// their decisions into fail modes. Budget tests set their own.
+	cfg.Budget = 5 * time.Second
 	if setup.config != nil {
 		setup.config(&cfg)
 	}

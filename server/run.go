@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,6 +27,8 @@ type Hooks struct {
 	Engine func(*engine.Options)
 	// Opened is called with the engine once it is open.
 	Opened func(*engine.Engine)
+	// Serve adjusts the listener's options.
+	Serve func(*ServeOptions)
 }
 
 // NewLogger builds the process logger the configuration asks for.
@@ -96,12 +100,19 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 			log.Error("closing the store", "err", cerr)
 		}
 	}()
+	tlsConfig, err := loadTLS(c)
+	if err != nil {
+		return err
+	}
 	h, err := NewHandler(Options{
-		Engine:          eng,
-		Auth:            auth.NewAuthenticator(creds, hooks.Clock),
-		Logger:          log,
-		MaxRequestBytes: c.MaxRequestBytes,
-		metrics:         m,
+		Engine:             eng,
+		Auth:               auth.NewAuthenticator(creds, hooks.Clock),
+		Logger:             log,
+		MaxRequestBytes:    c.MaxRequestBytes,
+		RequireServiceCert: c.TLSClientCA != "",
+		RateLimitService:   c.RateLimitService,
+		RateLimitUser:      c.RateLimitUser,
+		metrics:            m,
 	})
 	if err != nil {
 		return err
@@ -110,12 +121,43 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("riskd serving", "addr", l.Addr().String(), "data_dir", c.DataDir,
+	log.Info("riskd serving", "addr", l.Addr().String(), "data_dir", c.DataDir, "tls", tlsConfig != nil,
 		"ruleset", eng.Rules().Version(), "features", len(catalog.Defs()))
 	if hooks.Ready != nil {
 		hooks.Ready(l.Addr())
 	}
-	err = Serve(ctx, l, h, c.ShutdownGrace)
+	so := ServeOptions{Grace: c.ShutdownGrace, TLS: tlsConfig, MaxConnections: c.MaxConnections, MaxStreams: c.MaxStreams}
+	if hooks.Serve != nil {
+		hooks.Serve(&so)
+	}
+	err = Serve(ctx, l, h, so)
 	log.Info("riskd stopped")
 	return err
+}
+
+// loadTLS builds the TLS configuration the settings ask for, or nil.
+func loadTLS(c Config) (*tls.Config, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.TLSClientCA != "" {
+		pem, err := os.ReadFile(c.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls client CA %s: no certificate found", c.TLSClientCA)
+		}
+		// Subjects in a browser have no client certificate; service callers
+		// must have one (checked per call).
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.ClientCAs = pool
+	}
+	return cfg, nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,13 @@ type Options struct {
 	// MaxRequestBytes bounds one request message (after decompression).
 	// Default 4 MiB.
 	MaxRequestBytes int
+
+	// RequireServiceCert demands a verified client certificate (mutual TLS)
+	// from service callers.
+	RequireServiceCert bool
+	// RateLimitService and RateLimitUser bound requests per second per
+	// token (0: unlimited); see Config.
+	RateLimitService, RateLimitUser float64
 
 	// metrics is shared with the engine's Observer; NewHandler makes its
 	// own when nil.
@@ -61,7 +69,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	}
 	log := opts.Logger
 	handlerOpts := []connect.HandlerOption{
-		connect.WithInterceptors(metricsInterceptor{opts.metrics}, &authInterceptor{authn: opts.Auth, log: log}),
+		connect.WithInterceptors(metricsInterceptor{opts.metrics}, newAuthInterceptor(opts, log)),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 	}
 	mux := http.NewServeMux()
@@ -78,37 +86,92 @@ func NewHandler(opts Options) (http.Handler, error) {
 	return mux, nil
 }
 
-// HTTPServer returns an http.Server for h that speaks HTTP/1.1 and h2c and
-// resists slow clients.
-func HTTPServer(h http.Handler) *http.Server {
+// ServeOptions tune how Serve listens.
+type ServeOptions struct {
+	// Grace is how long in-flight requests may finish after ctx ends.
+	Grace time.Duration
+	// TLS serves TLS when set (HTTP/2 through ALPN, HTTP/1.1 otherwise).
+	TLS *tls.Config
+	// MaxConnections bounds open connections (0: unbounded).
+	MaxConnections int
+	// MaxStreams bounds concurrent HTTP/2 streams per connection (0: Go's default).
+	MaxStreams int
+	// ReadHeaderTimeout bounds how long a client may take to send request
+	// headers (default 5 s).
+	ReadHeaderTimeout time.Duration
+}
+
+// HTTPServer returns an http.Server for h that speaks HTTP/1.1 and HTTP/2
+// (h2c without TLS) and resists slow clients: headers must arrive within 5 s,
+// idle connections close after 2 min, and a stalled body read times out.
+func HTTPServer(h http.Handler, o ServeOptions) *http.Server {
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 5 * time.Second
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Handler:           h,
+	srv := &http.Server{
+		Handler:           withPeerCert(h),
 		Protocols:         &protocols,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         o.TLS,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: o.MaxStreams,
+			// A client that stops reading its stream for this long is gone.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
 	}
+	return srv
 }
 
 // Serve serves h on l until ctx ends, then stops accepting, lets in-flight
-// requests finish (up to grace), and returns.
-func Serve(ctx context.Context, l net.Listener, h http.Handler, grace time.Duration) error {
-	srv := HTTPServer(h)
+// requests finish (up to o.Grace), and returns.
+func Serve(ctx context.Context, l net.Listener, h http.Handler, o ServeOptions) error {
+	if o.MaxConnections > 0 {
+		l = &limitListener{Listener: l, max: int64(o.MaxConnections)}
+	}
+	srv := HTTPServer(h, o)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() {
+		if o.TLS != nil {
+			errc <- srv.ServeTLS(l, "", "")
+		} else {
+			errc <- srv.Serve(l)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	sctx, cancel := context.WithTimeout(context.Background(), o.Grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("server: shutdown: %w", err)
 	}
 	<-errc
 	return nil
+}
+
+type peerCertKey struct{}
+
+// withPeerCert records in the request's context whether the client
+// presented a certificate that verified, for the mutual-TLS check.
+func withPeerCert(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			r = r.WithContext(context.WithValue(r.Context(), peerCertKey{}, true))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func hasPeerCert(ctx context.Context) bool {
+	ok, _ := ctx.Value(peerCertKey{}).(bool)
+	return ok
 }
