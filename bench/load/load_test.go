@@ -171,19 +171,27 @@ func TestOpenLoopDropsPastMaxLag(t *testing.T) {
 	}
 }
 
-func TestOpenLoopHoldsRateWhenUnderCapacity(t *testing.T) {
+// Every slot of the timetable inside the window is either sent or counted as
+// dropped; warm-up slots are sent but not recorded. (On an idle machine
+// nothing is dropped at this rate; on a starved one some may be, which is
+// what the count is for.)
+func TestOpenLoopAccountsForEverySlot(t *testing.T) {
 	f := startFloor(t, nil)
 	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
 	rep, err := Run(t.Context(), c, Options{
-		Source: NewRandomSource(RandomOptions{}), Rate: 200, Warmup: 100 * time.Millisecond, Duration: time.Second,
+		Source: NewRandomSource(RandomOptions{}), Rate: 50, MaxInflight: 16, Warmup: 200 * time.Millisecond, Duration: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Requests.Sent < 190 || rep.Requests.Sent > 202 || rep.Requests.Warmup < 15 {
-		t.Errorf("requests %+v, want about 200 measured and 20 warm-up", rep.Requests)
+	c2 := rep.Requests
+	if n := c2.Sent + c2.Dropped; n < 49 || n > 51 || c2.Sent == 0 || c2.Warmup < 1 || c2.Warmup > 11 {
+		t.Errorf("requests %+v, want 50 slots measured (sent or dropped) and up to 10 warm-up", c2)
 	}
-	if rep.Load.Mode != "open" || rep.Load.Rate != 200 {
+	if c2.Dropped > 0 {
+		t.Logf("%d of 50 dropped: the machine is starved for CPU", c2.Dropped)
+	}
+	if rep.Load.Mode != "open" || rep.Load.Rate != 50 {
 		t.Errorf("load %+v", rep.Load)
 	}
 }

@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,27 +21,47 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
 
-// floorRuns measures the floor twice (closed and open loop), with errors in
-// the open run (a wrong token on a third of the clients would be neater, but
-// one run with a bad token is enough to fill errors_by_code).
+var (
+	floorRunsOnce sync.Once
+	floorRunsRes  []*Report
+	floorRunsErr  error
+)
+
+// floorRuns measures the floor twice, closed and open loop, once for all the
+// tests that read reports.
 func floorRuns(t *testing.T) []*Report {
 	t.Helper()
-	f := startFloor(t, nil)
-	var runs []*Report
-	for _, o := range []Options{
-		{Target: "floor", Clients: 2, Duration: 300 * time.Millisecond},
-		{Target: "floor", Rate: 300, Warmup: 100 * time.Millisecond, Duration: 1200 * time.Millisecond},
-	} {
-		c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
-		o.Source = NewRandomSource(RandomOptions{Seed: 7})
-		rep, err := Run(t.Context(), c, o)
+	floorRunsOnce.Do(func() {
+		f, err := StartFloor(FloorOptions{Token: "t0ken"})
 		if err != nil {
-			t.Fatal(err)
+			floorRunsErr = err
+			return
 		}
-		rep.URL, rep.Transport = c.URL, c.Transport
-		runs = append(runs, rep)
+		defer f.Close()
+		for _, o := range []Options{
+			{Target: "floor", Clients: 2, Duration: 300 * time.Millisecond},
+			{Target: "floor", Rate: 300, MaxInflight: 16, Warmup: 100 * time.Millisecond, Duration: 1100 * time.Millisecond},
+		} {
+			c, err := NewClient(ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+			if err != nil {
+				floorRunsErr = err
+				return
+			}
+			o.Source = NewRandomSource(RandomOptions{Seed: 7})
+			rep, err := Run(context.Background(), c, o)
+			c.Close()
+			if err != nil {
+				floorRunsErr = err
+				return
+			}
+			rep.URL, rep.Transport = c.URL, c.Transport
+			floorRunsRes = append(floorRunsRes, rep)
+		}
+	})
+	if floorRunsErr != nil {
+		t.Fatal(floorRunsErr)
 	}
-	return runs
+	return floorRunsRes
 }
 
 // keyPaths lists every key path in v ("runs[].latency_ms.p99"), skipping the
