@@ -118,6 +118,7 @@ type compiler struct {
 	kinds    []features.Kind
 	topNames []string
 	exprOpts []expr.Option
+	runOpts  []expr.Option
 }
 
 var accessorTypes = map[string]any{
@@ -159,7 +160,7 @@ func newCompiler(opts CompileOptions) *compiler {
 	field := func(params ...any) (any, error) { return params[0].(*evalState).field(params[1].(int)), nil }
 	feat := func(params ...any) (any, error) { return params[0].(*evalState).feature(params[1].(int)), nil }
 	o := []expr.Option{
-		expr.Env(env{}),
+		expr.Env(checkEnv{}),
 		expr.AsBool(),
 		expr.MaxNodes(opts.MaxNodes),
 		// Rules must replay exactly: nothing may read the wall clock.
@@ -189,6 +190,15 @@ func newCompiler(opts CompileOptions) *compiler {
 		o = append(o, expr.Function(name, field, typ))
 	}
 	c.exprOpts = o
+	c.runOpts = []expr.Option{
+		expr.Env(runEnv{}),
+		expr.AsBool(),
+		expr.MaxNodes(opts.MaxNodes),
+		expr.DisableBuiltin("now"),
+		expr.Function("distance_km", func(params ...any) (any, error) {
+			return distanceKm(toFloat(params[0]), toFloat(params[1]), toFloat(params[2]), toFloat(params[3])), nil
+		}, new(func(float64, float64, float64, float64) float64), new(func(int, int, int, int) float64)),
+	}
 	return c
 }
 
@@ -308,19 +318,26 @@ func (c *compiler) compileWhen(src string, types []event.Type) (*vm.Program, []e
 	}
 	rw := &rewriter{c: c, src: src, vars: vars, types: types}
 	opts := append(append([]expr.Option(nil), c.exprOpts...), expr.Patch(rw))
-	prog, err := expr.Compile(src, opts...)
+	_, err := expr.Compile(src, opts...)
 	if len(rw.errs) > 0 {
 		return nil, rw.errs
 	}
-	if err != nil {
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			line, col := runePos(src, fe.From)
-			return nil, []exprErr{{line, col, friendly(fe.Message)}}
+	if err == nil {
+		// Checked with typed accessors; now compile what runs, against the
+		// allocation-free environment. Same tree shape, same semantics.
+		rw := &rewriter{c: c, src: src, vars: vars, types: types, run: true}
+		prog, err := expr.Compile(src, append(append([]expr.Option(nil), c.runOpts...), expr.Patch(rw))...)
+		if err != nil || len(rw.errs) > 0 {
+			return nil, []exprErr{{1, 0, fmt.Sprintf("internal: checked rule failed to compile for running: %v %v", err, rw.errs)}}
 		}
-		return nil, []exprErr{{1, 0, friendly(err.Error())}}
+		return prog, nil
 	}
-	return prog, nil
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		line, col := runePos(src, fe.From)
+		return nil, []exprErr{{line, col, friendly(fe.Message)}}
+	}
+	return nil, []exprErr{{1, 0, friendly(err.Error())}}
 }
 
 func friendly(msg string) string {
@@ -355,7 +372,7 @@ type rewriter struct {
 	vars  map[string]bool
 	types []event.Type
 	errs  []exprErr
-	done  bool
+	run   bool // rewrite for runEnv instead of checkEnv
 }
 
 func (w *rewriter) fail(n ast.Node, format string, args ...any) {
@@ -365,8 +382,28 @@ func (w *rewriter) fail(n ast.Node, format string, args ...any) {
 
 func stateIdent() ast.Node { return &ast.IdentifierNode{Value: "s__"} }
 
-func accessor(name string, idx int) *ast.CallNode {
+var runAccessor = map[string]string{"__fi": "F__", "__ff": "F__", "__fb": "F__", "__has": "H__",
+	"__es": "E__", "__eb": "E__", "__ei": "E__", "__ef": "E__", "__el": "E__", "__em": "E__", "__et": "E__"}
+
+func (w *rewriter) accessor(name string, idx int) *ast.CallNode {
+	if w.run {
+		return &ast.CallNode{Callee: &ast.IdentifierNode{Value: runAccessor[name]}, Arguments: []ast.Node{&ast.IntegerNode{Value: idx}}}
+	}
 	return &ast.CallNode{Callee: &ast.IdentifierNode{Value: name}, Arguments: []ast.Node{stateIdent(), &ast.IntegerNode{Value: idx}}}
+}
+
+// featureIndex recognizes an accessor call made by this rewriter for a
+// feature, in either mode.
+func (w *rewriter) featureIndex(n ast.Node) (int, bool) {
+	call, ok := n.(*ast.CallNode)
+	if !ok {
+		return 0, false
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || !(strings.HasPrefix(id.Value, "__f") || id.Value == "F__") {
+		return 0, false
+	}
+	return call.Arguments[len(call.Arguments)-1].(*ast.IntegerNode).Value, true
 }
 
 var featAccessor = map[features.Kind]string{features.KindInt: "__fi", features.KindFloat: "__ff", features.KindBool: "__fb"}
@@ -385,7 +422,7 @@ func (w *rewriter) Visit(node *ast.Node) {
 		case userFuncs[name] != "":
 		default:
 			if i, ok := eventFieldIdx[name]; ok {
-				ast.Patch(node, accessor(kindAccessor[eventFields[i].kind], i))
+				ast.Patch(node, w.accessor(kindAccessor[eventFields[i].kind], i))
 				return
 			}
 			w.fail(n, "unknown name %q%s", name, suggest(name, w.c.topNames))
@@ -410,13 +447,13 @@ func (w *rewriter) Visit(node *ast.Node) {
 					}
 				}
 			}
-			ast.Patch(node, accessor(featAccessor[w.c.kinds[i]], i))
+			ast.Patch(node, w.accessor(featAccessor[w.c.kinds[i]], i))
 			return
 		}
 		if eventGroups[root.Value] {
 			path := root.Value + "." + prop.Value
 			if i, ok := eventFieldIdx[path]; ok {
-				ast.Patch(node, accessor(kindAccessor[eventFields[i].kind], i))
+				ast.Patch(node, w.accessor(kindAccessor[eventFields[i].kind], i))
 				return
 			}
 			if eventGroups[path] {
@@ -438,17 +475,20 @@ func (w *rewriter) Visit(node *ast.Node) {
 		switch callee.Value {
 		case "has":
 			if len(n.Arguments) == 1 {
-				if call, ok := n.Arguments[0].(*ast.CallNode); ok {
-					if id, ok := call.Callee.(*ast.IdentifierNode); ok && strings.HasPrefix(id.Value, "__f") {
-						ast.Patch(node, accessor("__has", call.Arguments[1].(*ast.IntegerNode).Value))
-						return
-					}
+				if idx, ok := w.featureIndex(n.Arguments[0]); ok {
+					ast.Patch(node, w.accessor("__has", idx))
+					return
 				}
 			}
 			w.fail(n, "has() takes one feature, as in has(features.km_from_last_location_account)")
 		case "in_list", "any_in_list":
 			if len(n.Arguments) != 2 {
 				w.fail(n, "%s", userFuncs[callee.Value])
+				return
+			}
+			if w.run {
+				name := map[string]string{"in_list": "IL__", "any_in_list": "AL__"}[callee.Value]
+				ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: name}, Arguments: n.Arguments})
 				return
 			}
 			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "__" + callee.Value}, Arguments: append([]ast.Node{stateIdent()}, n.Arguments...)})
@@ -459,6 +499,9 @@ func (w *rewriter) Visit(node *ast.Node) {
 			}
 			if s, ok := n.Arguments[0].(*ast.StringNode); ok && !validCIDR(s.Value) {
 				w.fail(n.Arguments[0], "%q is not a CIDR (like 10.0.0.0/8) or an IP address", s.Value)
+			}
+			if w.run {
+				ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "C__"}, Arguments: n.Arguments})
 			}
 		case "distance_km":
 			if len(n.Arguments) != 4 {

@@ -96,10 +96,25 @@ func init() {
 	sort.Strings(eventPaths)
 }
 
-// env is the expr environment: one pointer, so boxing it never allocates and
-// every read goes through the per-evaluation state.
-type env struct {
+// checkEnv is the environment rules are type-checked against: typed
+// accessor functions over the evaluation state. Programs that run use
+// runEnv instead (see compileWhen).
+type checkEnv struct {
 	S *evalState `expr:"s__"`
+}
+
+// runEnv is the environment compiled programs run against. Its fields are
+// closures over one pooled evalState, with signatures the expr VM calls
+// without reflection or an argument slice (func(any) any and friends), and
+// they return values boxed at most once per event: no rule allocates to read
+// a value.
+type runEnv struct {
+	F  func(any) any             `expr:"F__"`  // feature by index; marks absent reads
+	H  func(any) any             `expr:"H__"`  // has(feature)
+	E  func(any) any             `expr:"E__"`  // event field by index
+	IL func(string, string) bool `expr:"IL__"` // in_list
+	AL func(any, any) bool       `expr:"AL__"` // any_in_list
+	C  func(string, string) bool `expr:"C__"`  // cidr_contains
 }
 
 // evalState is the per-evaluation environment, pooled with its VM. Values
@@ -112,6 +127,7 @@ type evalState struct {
 	kinds  []features.Kind
 	lists  Lists
 	absent bool // a rule read an absent feature
+	env    any  // runEnv over this state, boxed once
 
 	fBox  []any
 	fDone []bool
@@ -120,7 +136,22 @@ type evalState struct {
 }
 
 var statePool = sync.Pool{New: func() any {
-	return &evalState{eBox: make([]any, len(eventFields)), eDone: make([]bool, len(eventFields))}
+	st := &evalState{eBox: make([]any, len(eventFields)), eDone: make([]bool, len(eventFields))}
+	st.env = runEnv{
+		F: func(i any) any { return st.feature(i.(int)) },
+		H: func(i any) any { return st.has(i.(int)) },
+		E: func(i any) any { return st.field(i.(int)) },
+		IL: func(list, v string) bool {
+			return st.lists != nil && st.lists.Contains(list, v)
+		},
+		AL: func(list, vs any) bool {
+			l, _ := list.(string)
+			v, _ := vs.([]string)
+			return st.lists != nil && st.lists.AnyIn(l, v)
+		},
+		C: cidrContains,
+	}
+	return st
 }}
 
 func (s *evalState) reset(ev *event.Event, fv features.Vector, kinds []features.Kind, lists Lists) {

@@ -261,7 +261,7 @@ func (s *Set) runTest(r *rule, t compiledTest) TestResult {
 	if r.types == 0 || r.types&(1<<(int(t.ev.Type)&31)) != 0 {
 		st := statePool.Get().(*evalState)
 		st.reset(t.ev, t.fv, s.kinds, t.lists)
-		out, err := st.vm.Run(r.prog, env{S: st})
+		out, err := st.vm.Run(r.prog, st.env)
 		b, _ := out.(bool)
 		tr.Fired = err == nil && b && !st.absent
 		st.release()

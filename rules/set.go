@@ -112,7 +112,7 @@ func (s *Set) evaluate(ev *event.Event, fv features.Vector, lists Lists, record 
 	st := statePool.Get().(*evalState)
 	defer st.release()
 	st.reset(ev, fv, s.kinds, lists)
-	var e any = env{S: st}
+	e := st.env
 	timed := false
 	if record {
 		s.events[t].Add(1)

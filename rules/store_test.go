@@ -20,8 +20,8 @@ import (
 
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any)            {}
-func (quietLogger) Errorf(string, ...any)           {}
+func (quietLogger) Infof(string, ...any)           {}
+func (quietLogger) Errorf(string, ...any)          {}
 func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
 
 func openDB(t testing.TB, dir string) *pebble.DB {
