@@ -13,7 +13,10 @@ import (
 
 func openDB(t testing.TB, dir string) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Merger: Merger(), Logger: quiet{}})
+	o := &pebble.Options{Logger: quiet{}, Cache: pebble.NewCache(int64(envInt("FEATURES_TEST_BLOCK_CACHE_MB", 64)) << 20)}
+	defer o.Cache.Unref()
+	ConfigureDB(o)
+	db, err := pebble.Open(dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/riskd/riskd/internal/keys"
 )
@@ -327,4 +328,17 @@ func (m *valueMerger) MergeOlder(v []byte) error { return m.st.merge(v) }
 func (m *valueMerger) Finish(bool) ([]byte, io.Closer, error) {
 	b, err := m.st.encode(nil)
 	return b, nil, err
+}
+
+// ConfigureDB sets what the feature store needs from the DB's options: the
+// Merger and, where the caller set none, 10-bit bloom filters on every level
+// (most state lookups are point reads of keys that do not exist yet, which
+// a filter answers without reading a block).
+func ConfigureDB(o *pebble.Options) {
+	o.Merger = Merger()
+	for i := range o.Levels {
+		if o.Levels[i].FilterPolicy == nil {
+			o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
+	}
 }
