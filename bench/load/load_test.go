@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -113,42 +114,59 @@ func TestWrongTokenCountsUnauthenticated(t *testing.T) {
 // 0.75*t for its turn, so latency from the schedule climbs well past 20 ms.
 // The same handler in closed loop stays near 20 ms, which is exactly the
 // coordinated omission open loop corrects.
+// retry runs attempt up to three times and fails with the last complaint if
+// none passes. Timing tests on a shared 2-core machine meet stalls of a
+// second now and then; a property that does not hold fails all three.
+func retry(t *testing.T, attempt func() []string) {
+	t.Helper()
+	var problems []string
+	for i := range 3 {
+		if problems = attempt(); len(problems) == 0 {
+			return
+		}
+		t.Logf("attempt %d: %s", i+1, strings.Join(problems, "; "))
+	}
+	t.Error(strings.Join(problems, "\n"))
+}
+
 func TestOpenLoopLatencyIncludesQueueing(t *testing.T) {
 	f := startFloor(t, &recordingHandler{delay: 20 * time.Millisecond})
 	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
-
-	open, err := Run(t.Context(), c, Options{
-		Source: NewRandomSource(RandomOptions{}), Rate: 400, MaxInflight: 2, MaxLag: -1, Duration: time.Second,
+	retry(t, func() (problems []string) {
+		complain := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+		open, err := Run(t.Context(), c, Options{
+			Source: NewRandomSource(RandomOptions{}), Rate: 400, MaxInflight: 2, MaxLag: -1, Duration: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed, err := Run(t.Context(), c, Options{
+			Source: NewRandomSource(RandomOptions{}), Clients: 2, Duration: 500 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("open: %d ok, p50 %.1f ms, max %.1f ms, dropped %d; closed: p50 %.1f ms p99 %.1f ms",
+			open.Requests.OK, open.Latency.P50, open.Latency.Max, open.Requests.Dropped, closed.Latency.P50, closed.Latency.P99)
+		if closed.Latency.P50 < 20 {
+			complain("closed p50 %.1f ms is below the handler's 20 ms sleep", closed.Latency.P50)
+		}
+		// Measured from the actual send, open loop's p50 would be closed loop's.
+		if open.Latency.P50 < 100 || open.Latency.P50 < 3*closed.Latency.P50 {
+			complain("open p50 %.1f ms does not show queueing (closed p50 %.1f ms)", open.Latency.P50, closed.Latency.P50)
+		}
+		if open.Latency.Max < 400 {
+			complain("open max %.1f ms: latency did not grow with the schedule", open.Latency.Max)
+		}
+		// What the timetable scheduled but could not send by the end is counted.
+		if got, want := open.Requests.Sent+open.Requests.Dropped, int64(400); got < want-2 || got > want+2 {
+			complain("sent %d + dropped %d = %d, want the %d the timetable scheduled", open.Requests.Sent, open.Requests.Dropped, got, want)
+		}
+		if open.Requests.Dropped < 200 {
+			complain("dropped %d, want the unsent backlog (about 300)", open.Requests.Dropped)
+		}
+		return problems
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed, err := Run(t.Context(), c, Options{
-		Source: NewRandomSource(RandomOptions{}), Clients: 2, Duration: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("open: %d ok, p50 %.1f ms, max %.1f ms, dropped %d; closed: p50 %.1f ms p99 %.1f ms",
-		open.Requests.OK, open.Latency.P50, open.Latency.Max, open.Requests.Dropped, closed.Latency.P50, closed.Latency.P99)
-
-	if closed.Latency.P50 < 20 {
-		t.Errorf("closed p50 %.1f ms is below the handler's 20 ms sleep", closed.Latency.P50)
-	}
-	// Measured from the actual send, open loop's p50 would be closed loop's.
-	if open.Latency.P50 < 100 || open.Latency.P50 < 3*closed.Latency.P50 {
-		t.Errorf("open p50 %.1f ms does not show queueing (closed p50 %.1f ms)", open.Latency.P50, closed.Latency.P50)
-	}
-	if open.Latency.Max < 400 {
-		t.Errorf("open max %.1f ms: latency did not grow with the schedule", open.Latency.Max)
-	}
-	// What the timetable scheduled but could not send by the end is counted.
-	if got, want := open.Requests.Sent+open.Requests.Dropped, int64(400); got < want-2 || got > want+2 {
-		t.Errorf("sent %d + dropped %d = %d, want the %d the timetable scheduled", open.Requests.Sent, open.Requests.Dropped, got, want)
-	}
-	if open.Requests.Dropped < 200 {
-		t.Errorf("dropped %d, want the unsent backlog (about 300)", open.Requests.Dropped)
-	}
 }
 
 // With a lag bound, requests that cannot start in time are dropped and
@@ -156,19 +174,22 @@ func TestOpenLoopLatencyIncludesQueueing(t *testing.T) {
 func TestOpenLoopDropsPastMaxLag(t *testing.T) {
 	f := startFloor(t, &recordingHandler{delay: 20 * time.Millisecond})
 	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
-	rep, err := Run(t.Context(), c, Options{
-		Source: NewRandomSource(RandomOptions{}), Rate: 400, MaxInflight: 2, MaxLag: 30 * time.Millisecond, Duration: 600 * time.Millisecond,
+	retry(t, func() (problems []string) {
+		rep, err := Run(t.Context(), c, Options{
+			Source: NewRandomSource(RandomOptions{}), Rate: 400, MaxInflight: 2, MaxLag: 30 * time.Millisecond, Duration: 600 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Requests.Dropped < 100 {
+			problems = append(problems, fmt.Sprintf("dropped %d, want most of the 240 scheduled", rep.Requests.Dropped))
+		}
+		// Without the bound the p50 would be about 250 ms (see above).
+		if rep.Latency.P50 > 150 {
+			problems = append(problems, fmt.Sprintf("p50 %.1f ms, want about lag 30 ms + service 20 ms", rep.Latency.P50))
+		}
+		return problems
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Requests.Dropped < 100 {
-		t.Errorf("dropped %d, want most of the 240 scheduled", rep.Requests.Dropped)
-	}
-	// Without the bound the p50 would be about 250 ms (see above).
-	if rep.Latency.P50 > 150 {
-		t.Errorf("p50 %.1f ms, want about lag 30 ms + service 20 ms", rep.Latency.P50)
-	}
 }
 
 // Every slot of the timetable inside the window is either sent or counted as
