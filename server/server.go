@@ -152,7 +152,9 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, o ServeOptions) 
 	sctx, cancel := context.WithTimeout(context.Background(), o.Grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("server: shutdown: %w", err)
+		// Streams still open after the grace period are cut; what they had
+		// acknowledged is on disk, the rest their clients resend.
+		_ = srv.Close()
 	}
 	<-errc
 	return nil
