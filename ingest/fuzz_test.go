@@ -145,6 +145,7 @@ func checkNormalize(t *testing.T, n *Normalizer, pb *riskv1.Event) {
 			t.Fatalf("%s: stored value is not the pseudonym of the raw one", field)
 		}
 	}
+	var texts []string
 	pseud("account_id", KindAccount, ev.AccountID, st.AccountId)
 	pseud("org_id", KindOrg, ev.OrgID, st.OrgId)
 	if ev.Has.Device {
@@ -162,6 +163,7 @@ func checkNormalize(t *testing.T, n *Normalizer, pb *riskv1.Event) {
 		pseud("network.ip", KindIP, w.IP, s.Ip)
 		pseud("network.wifi_bssid", KindBSSID, w.WifiBSSID, s.WifiBssid)
 		pseud("network.wifi_ssid", KindSSID, w.WifiSSID, s.WifiSsid)
+		texts = append(texts, s.UserAgent)
 		if (w.IP == "") != (s.IpPrefix == "") {
 			t.Fatalf("ip_prefix without ip or the reverse")
 		}
@@ -178,7 +180,6 @@ func checkNormalize(t *testing.T, n *Normalizer, pb *riskv1.Event) {
 	if ev.Has.Attendance {
 		pseud("attendance.site_id", KindSite, ev.Attendance.SiteID, st.Attendance.SiteId)
 	}
-	var texts []string
 	if ev.Has.ServiceLog {
 		pseud("service_log.query", KindQuery, ev.ServiceLog.Query, st.ServiceLog.Query)
 		texts = append(texts, st.ServiceLog.Resource)
