@@ -65,10 +65,17 @@ var policy = map[string][]Role{
 	"/risk.v1.AppealService/StartReview":   {RoleAnalyst},
 	"/risk.v1.AppealService/ResolveAppeal": {RoleAnalyst},
 
-	"/risk.v1.RulesService/":    {RoleAnalyst},
-	"/risk.v1.ListsService/":    {RoleAnalyst},
-	"/risk.v1.LabelsService/":   {RoleAnalyst},
-	"/risk.v1.FeaturesService/": {RoleAnalyst},
+	// The decision log's audit calls: analysts; subjects explain and export
+	// their own decisions (admins any account's).
+	"/risk.v1.DecisionLogService/":                {RoleAnalyst},
+	"/risk.v1.DecisionLogService/ExplainDecision": {RoleAnalyst, RoleSubject},
+	"/risk.v1.DecisionLogService/ExportSubject":   {RoleSubject},
+
+	"/risk.v1.RulesService/":          {RoleAnalyst},
+	"/risk.v1.ListsService/":          {RoleAnalyst},
+	"/risk.v1.LabelsService/":         {RoleAnalyst},
+	"/risk.v1.LabelsService/PutLabel": {RoleService, RoleAnalyst},
+	"/risk.v1.FeaturesService/":       {RoleAnalyst},
 }
 
 // adminScope is the procedure prefix admin may call.
