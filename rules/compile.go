@@ -353,7 +353,7 @@ func friendly(msg string) string {
 		return "`when` must be a true/false condition, but this expression is " + rest
 	}
 	r := strings.NewReplacer("__any_in_list", "any_in_list", "__in_list", "in_list", "*rules.evalState, ", "")
-	return r.Replace(msg)
+	return strings.TrimSpace(r.Replace(msg))
 }
 
 type collectVars map[string]bool
@@ -414,6 +414,8 @@ func (w *rewriter) Visit(node *ast.Node) {
 		name := n.Value
 		switch {
 		case w.vars[name]:
+		case name == "now":
+			w.fail(n, "now() is not available: a rule must give the same answer when a decision is replayed; use occurred_at")
 		case isInternalName(name):
 			w.fail(n, "%q is reserved", name)
 		case eventGroups[name] || name == "features":
@@ -436,13 +438,13 @@ func (w *rewriter) Visit(node *ast.Node) {
 		if root.Value == "features" {
 			i, ok := w.c.featIdx[prop.Value]
 			if !ok {
-				w.fail(n, "unknown feature %q%s", "features."+prop.Value, suggest(prop.Value, w.c.featList))
+				w.fail(root, "unknown feature %q%s", "features."+prop.Value, suggest(prop.Value, w.c.featList))
 				return
 			}
 			if d := w.c.opts.Features[i]; len(d.AppliesTo) > 0 && len(w.types) > 0 {
 				for _, t := range w.types {
 					if !containsType(d.AppliesTo, t) {
-						w.fail(n, "feature %q is never computed for %s events (it applies to %s)", d.Name, t, typeList(d.AppliesTo))
+						w.fail(root, "feature %q is never computed for %s events (it applies to %s)", d.Name, t, typeList(d.AppliesTo))
 						return
 					}
 				}
@@ -465,7 +467,7 @@ func (w *rewriter) Visit(node *ast.Node) {
 					cands = append(cands, p)
 				}
 			}
-			w.fail(n, "unknown field %q%s", path, suggest(path, cands))
+			w.fail(root, "unknown field %q%s", path, suggest(path, cands))
 		}
 	case *ast.CallNode:
 		callee, ok := n.Callee.(*ast.IdentifierNode)
