@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/riskd/riskd/bench/load"
+)
+
+func TestFloorCommandWritesReportAndPlots(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"builtin-closed", []string{"floor", "--workload", "builtin", "--pregen", "0", "--clients", "2"}},
+		{"bench-open-grpc", []string{"floor", "--workload", "bench", "--pregen", "200", "--accounts", "1000", "--rate", "100/s", "--protocol", "grpc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "r.json")
+			args := append(tc.args, "--duration", "300ms", "--warmup", "0s", "--quiet", "--out", out)
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+				t.Fatalf("%v\n%s", err, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "latency    ms  p50") {
+				t.Errorf("stdout:\n%s", stdout.String())
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var o load.Output
+			if err := json.Unmarshal(data, &o); err != nil {
+				t.Fatal(err)
+			}
+			if len(o.Runs) != 1 || o.Runs[0].Target != "floor" || o.Runs[0].Requests.OK == 0 {
+				t.Fatalf("report %s", data)
+			}
+			for _, f := range []string{"r-latency-time.svg", "r-percentiles.svg"} {
+				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+					t.Errorf("plot %s: %v", f, err)
+				}
+			}
+		})
+	}
+}
+
+func TestCompareFloorAgainstAServer(t *testing.T) {
+	// A second floor stands in for riskd, token and all.
+	f, err := load.StartFloor(load.FloorOptions{Token: "svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "credentials.json"), []byte(`{"service":"svc","analyst":"a"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"--server", f.URL, "--data-dir", dir, "--compare-floor", "--workload", "builtin", "--pregen", "100",
+		"--clients", "2", "--duration", "300ms", "--warmup", "0s", "--quiet"}
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "riskd vs transport floor: throughput") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--protocol", "smoke", "floor"},
+		{"floor", "--protocol", "smoke", "--duration", "100ms"},
+		{"--overload"},
+		{"--rate", "fast"},
+		{"--target", "moon"},
+		{"launch"},
+		{"--data-dir", "/nonexistent", "--duration", "100ms"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), append(args, "--quiet", "--workload", "builtin", "--pregen", "0"), &stdout, &stderr); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
