@@ -1,13 +1,29 @@
-// Command riskbench drives riskd (or the in-process transport floor) with
-// Evaluate calls at a fixed arrival rate or from N closed-loop clients and
-// reports throughput, latency percentiles, errors and outcomes, as text, JSON
-// and SVG plots. `riskbench --help` lists its flags; the logic is in
-// bench/load.
+// Command riskbench drives riskd (or the transport floor) with Evaluate
+// calls at a fixed arrival rate or from N closed-loop clients and reports
+// throughput, latency percentiles (HDR histogram), errors by Connect code and
+// outcomes, as text, JSON and two SVG plots. The logic is in bench/load.
 //
-//	riskbench [flags]              measure riskd at --server
-//	riskbench floor [flags]        measure the transport floor alone
-//	riskbench --compare-floor ...  measure riskd, then the floor, and print the ratio
+//	riskbench [flags]                 measure riskd at --server
+//	riskbench floor [flags]           measure the transport floor alone
+//	riskbench --compare-floor [flags] measure riskd, then the floor, same load; print the ratio
 //	riskbench serve-floor --listen 127.0.0.1:18081   serve the floor for other tools
+//
+// Against a local riskd:
+//
+//	go run ./cmd/riskd --data-dir /tmp/rb-data --listen 127.0.0.1:18080 &
+//	go run ./cmd/riskbench --server http://127.0.0.1:18080 --data-dir /tmp/rb-data \
+//	    --clients 64 --duration 30s --compare-floor --out closed.json
+//	go run ./cmd/riskbench --server http://127.0.0.1:18080 --data-dir /tmp/rb-data \
+//	    --rate 5000 --duration 30s --out open.json     # p99 from the scheduled send time
+//	go run ./cmd/riskbench ... --overload --rate 40000   # accepted vs shed
+//
+// Open loop (--rate) schedules request i at start + i/rate and measures its
+// latency from that time, so queueing in the server or the client is never
+// hidden; --max-inflight bounds concurrency and requests more than --max-lag
+// late are dropped and counted. Closed loop (--clients) measures capacity.
+// The floor is an empty RiskService handler that decodes the same request and
+// answers with a decision of riskd's size; in-process by default, or a
+// separate `riskbench serve-floor` process with --floor-server.
 package main
 
 import (
@@ -47,6 +63,7 @@ type config struct {
 	runID                    string
 	quiet                    bool
 	listen                   string
+	floorServer              string
 }
 
 // rateFlag accepts "5000" or "5000/s".
@@ -108,6 +125,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.runID, "run-id", "", "prefix of every event id (default: random)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no per-second progress on stderr")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:18081", "serve-floor: address to listen on")
+	fs.StringVar(&c.floorServer, "floor-server", "", "measure the floor at this URL (a riskbench serve-floor process, started without --token) instead of in-process")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: riskbench [floor|serve-floor] [flags]\n\nflags:")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -183,7 +205,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // measure runs the load once against riskd or a fresh in-process floor.
 func measure(ctx context.Context, c config, src load.Source, target, runID string, stdout, stderr io.Writer) (*load.Report, error) {
 	url, token := c.server, c.token
-	if target == "floor" {
+	if target == "floor" && c.floorServer != "" {
+		url = c.floorServer
+	} else if target == "floor" {
 		token = "floor-token"
 		f, err := load.StartFloor(load.FloorOptions{Token: token})
 		if err != nil {
