@@ -217,18 +217,17 @@ func runBenignNewPhone(s *session) {
 	}
 }
 
-// employees returns up to n accounts of org (account i works for org
-// i mod Orgs), free of attacks.
+// employees returns up to n accounts of org, free of attacks, from a
+// random starting point.
 func (s *session) employees(org, n int) []population.Account {
-	o := s.w.pop.Options()
-	size := (o.Accounts - org + o.Orgs - 1) / o.Orgs
-	if size <= 0 {
+	size := s.w.pop.OrgSize(org)
+	if size == 0 {
 		return nil
 	}
 	var out []population.Account
 	start := s.r.IntN(size)
 	for k := 0; k < size && len(out) < n; k++ {
-		i := org + ((start+k)%size)*o.Orgs
+		i, _ := s.w.pop.Employee(org, (start+k)%size)
 		if s.free(i) {
 			out = append(out, s.w.pop.Account(i))
 		}

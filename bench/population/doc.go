@@ -6,8 +6,8 @@
 //
 // Invariants: every entity is a pure function of (seed, kind, index),
 // generated on demand, so a population of millions costs no memory and the
-// same seed always yields the same world. Account i belongs to org i mod
-// Orgs; its primary device is device i mod Devices; when there are more
+// same seed always yields the same world. Accounts 3h, 3h+1 and 3h+2 are a
+// household: one home, one org (h mod Orgs); account i's primary device is device i mod Devices; when there are more
 // devices than accounts, the extra devices are household tablets, each shared
 // by at most three accounts (never by more, so that a benign tablet stays
 // under any per-device account threshold). Device indices at or beyond

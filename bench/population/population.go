@@ -77,6 +77,7 @@ const (
 	kindOrg
 	kindMerchant
 	kindSite
+	kindHousehold
 )
 
 // rng returns the generator of entity (kind, i): the same stream every time.
@@ -131,20 +132,23 @@ func pad(i, w int) string {
 // Account returns account i (0 <= i < Accounts).
 func (p *Population) Account(i int) Account {
 	r := p.rng(kindAccount, uint64(i))
-	org := i % p.opts.Orgs
+	org := p.OrgOf(i)
 	o := p.orgCore(org)
 	a := Account{Index: i, ID: AccountID(i), Org: org, City: o.City}
 	a.Site = r.IntN(o.NumSites)
-	a.HomeLat, a.HomeLon = Offset(o.City.Lat, o.City.Lon, 2000+r.Float64()*15000, r.Float64()*360)
+	// The household (accounts 3h..3h+2) shares a home: its place, its
+	// broadband line and its Wi-Fi.
+	hr := p.rng(kindHousehold, uint64(i/3))
+	a.HomeLat, a.HomeLon = Offset(o.City.Lat, o.City.Lon, 2000+hr.Float64()*15000, hr.Float64()*360)
+	a.HomeIP = broadbandAddr(hr)
+	a.HomeBSSID = RandomBSSID(hr)
+	a.HomeSSID = homeSSIDs[hr.IntN(len(homeSSIDs))] + "-" + strconv.Itoa(1000+hr.IntN(9000))
 	a.Devices = []int{i % p.opts.Devices}
 	if t, ok := p.householdTablet(i); ok && r.IntN(3) < 2 {
 		a.Devices = append(a.Devices, t)
 	}
-	a.HomeIP = broadbandAddr(r)
 	a.Carrier = carriers[r.IntN(len(carriers))]
 	a.MobileIP = mobileAddr(r, a.Carrier)
-	a.HomeBSSID = RandomBSSID(r)
-	a.HomeSSID = homeSSIDs[r.IntN(len(homeSSIDs))] + "-" + strconv.Itoa(1000+r.IntN(9000))
 	n := 1 + r.IntN(4)
 	for range n {
 		if p.opts.Accounts > 1 {
@@ -155,6 +159,29 @@ func (p *Population) Account(i int) Account {
 		}
 	}
 	return a
+}
+
+// OrgOf returns the org account i works for. A household (accounts 3h,
+// 3h+1, 3h+2) works for one org, so that it lives in one city.
+func (p *Population) OrgOf(i int) int { return (i / 3) % p.opts.Orgs }
+
+// Employee returns the k-th account of org, and false when there is none
+// (k past the org's size). Employees 0, 1, 2 share a household, and so on.
+func (p *Population) Employee(org, k int) (int, bool) {
+	i := 3*(org+(k/3)*p.opts.Orgs) + k%3
+	return i, org >= 0 && org < p.opts.Orgs && k >= 0 && i < p.opts.Accounts
+}
+
+// OrgSize is the number of accounts of org.
+func (p *Population) OrgSize(org int) int {
+	n := 0
+	for k := 0; ; k += 3 {
+		i, ok := p.Employee(org, k)
+		if !ok {
+			return n
+		}
+		n += min(3, p.opts.Accounts-i)
+	}
 }
 
 // householdTablet is the tablet of account i's household (accounts 3h, 3h+1,

@@ -146,8 +146,38 @@ func TestSites(t *testing.T) {
 	}
 	a := p.Account(17)
 	s := p.AccountSite(a)
-	if s.Org != a.Org || a.Org != 17%p.Options().Orgs {
+	if s.Org != a.Org || a.Org != p.OrgOf(17) {
 		t.Fatalf("account 17 org %d site org %d", a.Org, s.Org)
+	}
+}
+
+func TestEmployees(t *testing.T) {
+	p := newPop(t, Options{Seed: 5, Accounts: 1001, Orgs: 7})
+	seen := map[int]bool{}
+	for org := range 7 {
+		n := 0
+		for k := 0; ; k++ {
+			i, ok := p.Employee(org, k)
+			if !ok {
+				break
+			}
+			n++
+			if seen[i] || p.OrgOf(i) != org || p.Account(i).Org != org {
+				t.Fatalf("org %d employee %d is account %d (org %d, seen %v)", org, k, i, p.OrgOf(i), seen[i])
+			}
+			seen[i] = true
+		}
+		if n != p.OrgSize(org) {
+			t.Fatalf("org %d: %d employees, OrgSize %d", org, n, p.OrgSize(org))
+		}
+	}
+	if len(seen) != 1001 {
+		t.Fatalf("%d accounts in orgs, want 1001", len(seen))
+	}
+	// A household shares a home and an org.
+	a, b := p.Account(300), p.Account(302)
+	if a.HomeIP != b.HomeIP || a.HomeLat != b.HomeLat || a.Org != b.Org || a.HomeBSSID != b.HomeBSSID {
+		t.Fatalf("household split: %+v / %+v", a, b)
 	}
 }
 
