@@ -31,7 +31,7 @@ type authInterceptor struct {
 
 func newAuthInterceptor(o Options, log *slog.Logger) *authInterceptor {
 	return &authInterceptor{authn: o.Auth, log: log, requireCert: o.RequireServiceCert,
-		limits: newLimiters(o.RateLimitService, o.RateLimitUser)}
+		limits: newLimiters(o.RateLimitService, o.RateLimitUser, o.RateLimitSubject)}
 }
 
 func (a *authInterceptor) check(ctx context.Context, procedure, header string) (context.Context, error) {

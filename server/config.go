@@ -47,8 +47,12 @@ type Config struct {
 
 	RateLimitService float64
 	RateLimitUser    float64
+	RateLimitSubject float64
 	MaxConnections   int
 	MaxStreams       int
+
+	OverturnAlert   float64
+	OverturnMinHits int64
 }
 
 // failModesFlag parses "payment=review,login=allow".
@@ -135,9 +139,12 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: service callers must present a client certificate it signed (mutual TLS)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow serving without TLS on a non-loopback address")
 	fs.Float64Var(&c.RateLimitService, "rate-limit-service", 0, "requests per second allowed per service token (0: unlimited; overload shedding still applies)")
-	fs.Float64Var(&c.RateLimitUser, "rate-limit-user", 20, "requests per second allowed per analyst, admin or subject token, with bursts of twice that (0: unlimited)")
+	fs.Float64Var(&c.RateLimitUser, "rate-limit-user", 200, "requests per second allowed per analyst or admin token, with bursts of twice that (0: unlimited)")
+	fs.Float64Var(&c.RateLimitSubject, "rate-limit-subject", 10, "requests per second allowed per subject (end user), with bursts of twice that (0: unlimited)")
 	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "open client connections at most")
 	fs.IntVar(&c.MaxStreams, "max-streams", 256, "concurrent HTTP/2 streams per connection at most")
+	fs.Float64Var(&c.OverturnAlert, "overturn-alert", DefaultOverturnAlert, "flag (and log) a rule when more than this share of its hits were overturned on appeal")
+	fs.Int64Var(&c.OverturnMinHits, "overturn-min-hits", DefaultOverturnMinHits, "hits a rule needs before its overturn rate is flagged")
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "riskd: the riskd security-risk and anti-fraud scoring server.\n\n")
 		fmt.Fprintf(usage, "Usage: riskd [flags]\n\nEvery flag can also be set by an environment variable (shown) or a key in\nthe --config YAML file (the flag's name). Flags beat the environment, which\nbeats the file.\n\n")
@@ -207,6 +214,9 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	}
 	if c.TLSCert == "" && !c.Insecure && !loopback(c.Listen) {
 		return c, fmt.Errorf("listen %s: refusing to serve without TLS on a non-loopback address; give --tls-cert and --tls-key, or --insecure", c.Listen)
+	}
+	if c.OverturnAlert <= 0 || c.OverturnAlert > 1 || c.OverturnMinHits < 0 {
+		return c, errors.New("overturn-alert must be in (0, 1] and overturn-min-hits not negative")
 	}
 	if c.MaxConnections <= 0 || c.MaxStreams <= 0 {
 		return c, errors.New("max-connections and max-streams must be positive")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -32,6 +33,7 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 	var ce *connect.Error
 	var fe *ingest.FieldError
 	var dfe *decisions.FieldError
+	var mismatch *engine.MismatchError
 	switch {
 	case err == nil:
 		return nil
@@ -63,6 +65,12 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("the appeal's status does not allow this change"))
 	case errors.Is(err, decisions.ErrConflictOfInterest):
 		return connect.NewError(connect.CodePermissionDenied, errors.New("you authored or last changed a rule that fired in this decision; another reviewer must resolve it"))
+	case errors.As(err, &mismatch):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("replay does not reproduce the recorded decision: "+strings.Join(mismatch.Differences, "; ")))
+	case errors.Is(err, engine.ErrUnknownRuleset):
+		return connect.NewError(connect.CodeNotFound, errors.New("no rule set of that version is known"))
+	case errors.Is(err, engine.ErrNotReplayable):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("the decision cannot be replayed: its record keeps no event or feature snapshot"))
 	case errors.Is(err, engine.ErrIngested):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("event id was already ingested without a decision"))
 	case errors.Is(err, engine.ErrOverloaded):

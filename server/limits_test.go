@@ -144,7 +144,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 }
 
 func TestRateLimitPerToken(t *testing.T) {
-	s := startServer(t, serverSetup{config: func(c *Config) { c.RateLimitUser = 2 }})
+	s := startServer(t, serverSetup{config: func(c *Config) { c.RateLimitUser = 2; c.RateLimitSubject = 1 }})
 	client := s.decisions(protoConnect, s.creds.Analyst)
 	var limited bool
 	for i := 0; i < 20 && !limited; i++ {
@@ -170,6 +170,19 @@ func TestRateLimitPerToken(t *testing.T) {
 	}
 	for i := 0; i < 30; i++ {
 		s.evaluate(loginEvent("rl-"+string(rune('a'+i)), "acct-rl", "dev", true, time.Now()))
+	}
+	// Each subject has a bucket of its own.
+	subj := s.decisions(protoConnect, s.subjectToken("acct-rl"))
+	limited = false
+	for i := 0; i < 10 && !limited; i++ {
+		_, err := subj.ListDecisions(context.Background(), connect.NewRequest(&riskv1.ListDecisionsRequest{}))
+		limited = connect.CodeOf(err) == connect.CodeResourceExhausted
+	}
+	if !limited {
+		t.Fatal("a subject at 1/s was never limited")
+	}
+	if _, err := s.decisions(protoConnect, s.subjectToken("someone-else")).ListDecisions(context.Background(), connect.NewRequest(&riskv1.ListDecisionsRequest{})); err != nil {
+		t.Fatalf("another subject limited: %v", err)
 	}
 }
 

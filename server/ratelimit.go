@@ -13,22 +13,26 @@ import (
 // per subject account. Subjects are many, so their buckets live in an LRU;
 // an evicted bucket starts full again, which errs on the side of the caller.
 type limiters struct {
-	service, user rate.Limit
+	service, user, subject rate.Limit
 
 	mu     sync.Mutex
 	static map[string]*rate.Limiter // guarded by mu; by token name
 	subj   *lru.Cache[string, *rate.Limiter]
 }
 
-func newLimiters(service, user float64) *limiters {
+func newLimiters(service, user, subject float64) *limiters {
 	c, _ := lru.New[string, *rate.Limiter](100_000)
-	return &limiters{service: rate.Limit(service), user: rate.Limit(user), static: map[string]*rate.Limiter{}, subj: c}
+	return &limiters{service: rate.Limit(service), user: rate.Limit(user), subject: rate.Limit(subject),
+		static: map[string]*rate.Limiter{}, subj: c}
 }
 
 func (l *limiters) allow(p auth.Principal) bool {
 	limit := l.user
-	if p.Role == auth.RoleService {
+	switch p.Role {
+	case auth.RoleService:
 		limit = l.service
+	case auth.RoleSubject:
+		limit = l.subject
 	}
 	if limit <= 0 {
 		return true

@@ -112,6 +112,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 		RequireServiceCert: c.TLSClientCA != "",
 		RateLimitService:   c.RateLimitService,
 		RateLimitUser:      c.RateLimitUser,
+		RateLimitSubject:   c.RateLimitSubject,
+		OverturnAlert:      c.OverturnAlert,
+		OverturnMinHits:    c.OverturnMinHits,
 		metrics:            m,
 	})
 	if err != nil {

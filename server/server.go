@@ -36,7 +36,12 @@ type Options struct {
 	RequireServiceCert bool
 	// RateLimitService and RateLimitUser bound requests per second per
 	// token (0: unlimited); see Config.
-	RateLimitService, RateLimitUser float64
+	RateLimitService, RateLimitUser, RateLimitSubject float64
+
+	// OverturnAlert flags a rule whose appeal overturn rate passes it, once
+	// it has OverturnMinHits hits (defaults 0.2 and 20).
+	OverturnAlert   float64
+	OverturnMinHits int64
 
 	// metrics is shared with the engine's Observer; NewHandler makes its
 	// own when nil.
@@ -47,10 +52,20 @@ type Options struct {
 // IngestRequest of a few thousand events.
 const DefaultMaxRequestBytes = 4 << 20
 
+// Defaults of the overturn alert: a rule is flagged when more than a fifth
+// of its hits were overturned on appeal, once it has 20 hits.
+const (
+	DefaultOverturnAlert   = 0.2
+	DefaultOverturnMinHits = 20
+)
+
 // services lists every service riskd serves, for reflection and health.
 var services = []string{
 	riskv1connect.RiskServiceName,
 	riskv1connect.DecisionServiceName,
+	riskv1connect.AppealServiceName,
+	riskv1connect.DecisionLogServiceName,
+	riskv1connect.LabelsServiceName,
 }
 
 // NewHandler returns the HTTP handler that serves every service.
@@ -77,6 +92,16 @@ func NewHandler(opts Options) (http.Handler, error) {
 	mux.Handle("/debug/pprof/", adminOnly(opts.Auth, pprofMux()))
 	mux.Handle(riskv1connect.NewRiskServiceHandler(&riskService{eng: opts.Engine, log: log}, handlerOpts...))
 	mux.Handle(riskv1connect.NewDecisionServiceHandler(&decisionService{eng: opts.Engine, log: log}, handlerOpts...))
+	alert := overturnAlert{threshold: opts.OverturnAlert, minHits: opts.OverturnMinHits}
+	if alert.threshold <= 0 {
+		alert.threshold = DefaultOverturnAlert
+	}
+	if alert.minHits <= 0 {
+		alert.minHits = DefaultOverturnMinHits
+	}
+	mux.Handle(riskv1connect.NewAppealServiceHandler(&appealService{eng: opts.Engine, log: log, alert: alert}, handlerOpts...))
+	mux.Handle(riskv1connect.NewDecisionLogServiceHandler(newDecisionLogService(opts.Engine, log, alert), handlerOpts...))
+	mux.Handle(riskv1connect.NewLabelsServiceHandler(&labelsService{eng: opts.Engine, log: log}, handlerOpts...))
 
 	checker := grpchealth.NewStaticChecker(services...)
 	mux.Handle(grpchealth.NewHandler(checker))
