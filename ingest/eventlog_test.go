@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,44 @@ func TestEventLog(t *testing.T) {
 
 	if err := PutEvent(db.NewBatch(), &riskv1.Event{EventId: "x"}); err == nil {
 		t.Error("PutEvent accepted an event without occurred_at")
+	}
+}
+
+// TestEventLogHoldsNoRawIdentifier writes events carrying known identifiers
+// through PutEvent and walks every key and value in the store.
+func TestEventLogHoldsNoRawIdentifier(t *testing.T) {
+	db := openDB(t)
+	n := newTestNormalizer(t)
+	b := db.NewBatch()
+	for _, e := range []*riskv1.Event{loginEvent(), paymentEvent(), attendanceEvent()} {
+		_, st, err := n.Normalize(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := PutEvent(b, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	it, err := db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	keys := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		keys++
+		kv := strings.ToLower(string(it.Key()) + string(it.Value()))
+		for _, raw := range []string{rawIMEI, rawIDFA, rawAndroidID, rawOAID, "ac:de:48:00:11:22", rawIMSI, rawIP,
+			"f0:9f:c2:11:22:33", rawBSSID, "13812345678", "1234 5678", rawDeviceID, rawAccount} {
+			if strings.Contains(kv, strings.ToLower(raw)) {
+				t.Errorf("store holds %q", raw)
+			}
+		}
+	}
+	if keys != 3 {
+		t.Errorf("walked %d keys, want 3", keys)
 	}
 }
