@@ -31,9 +31,10 @@ type tick struct {
 
 // chart is a line chart with a title, labelled axes, grid lines and a legend.
 type chart struct {
-	title, subtitle string
-	xLabel, yLabel  string
-	series          []series
+	title          string
+	subtitle       []string // lines under the title
+	xLabel, yLabel string
+	series         []series
 	// xTicks, when set, replaces the automatic x ticks (used for the
 	// percentile axis, whose positions are transformed).
 	xTicks []tick
@@ -42,8 +43,8 @@ type chart struct {
 }
 
 const (
-	plotW, plotH                  = 960, 540
-	marginL, marginR, marginT, mB = 80, 30, 84, 60
+	plotW, plotH         = 960, 540
+	marginL, marginR, mB = 80, 30, 60
 )
 
 // palette: colour-blind-safe (Okabe-Ito).
@@ -115,17 +116,20 @@ func (c *chart) write(w io.Writer) error {
 	ymax = yhi
 
 	pw := float64(plotW - marginL - marginR)
-	ph := float64(plotH - marginT - mB)
+	// The header grows with the subtitle: title, its lines, the legend row.
+	marginT := 66 + 16*len(c.subtitle)
+	height := plotH + 16*len(c.subtitle)
+	ph := float64(height - marginT - mB)
 	px := func(x float64) float64 { return marginL + (x-xmin)/(xmax-xmin)*pw }
-	py := func(y float64) float64 { return marginT + ph - y/ymax*ph }
+	py := func(y float64) float64 { return float64(marginT) + ph - y/ymax*ph }
 
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
 	p(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">`+"\n", plotW, plotH, plotW, plotH)
+	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">`+"\n", plotW, height, plotW, height)
 	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
 	p(`<text x="%d" y="28" font-size="18" font-weight="bold">%s</text>`+"\n", marginL, esc(c.title))
-	if c.subtitle != "" {
-		p(`<text x="%d" y="48" font-size="12" fill="#555">%s</text>`+"\n", marginL, esc(c.subtitle))
+	for i, line := range c.subtitle {
+		p(`<text x="%d" y="%d" font-size="12" fill="#555">%s</text>`+"\n", marginL, 48+16*i, esc(line))
 	}
 	// Grid and ticks.
 	p(`<g stroke="#e3e3e3" stroke-width="1">` + "\n")
@@ -147,8 +151,8 @@ func (c *chart) write(w io.Writer) error {
 	// Axes and their labels.
 	p(`<g stroke="#333" stroke-width="1.2"><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/><line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/></g>`+"\n",
 		px(xmin), py(0), px(xmax), py(0), px(xmin), py(0), px(xmin), py(ymax))
-	p(`<text x="%.1f" y="%d" text-anchor="middle" font-size="14">%s</text>`+"\n", marginL+pw/2, plotH-14, esc(c.xLabel))
-	p(`<text transform="translate(22 %.1f) rotate(-90)" text-anchor="middle" font-size="14">%s</text>`+"\n", marginT+ph/2, esc(c.yLabel))
+	p(`<text x="%.1f" y="%d" text-anchor="middle" font-size="14">%s</text>`+"\n", marginL+pw/2, height-14, esc(c.xLabel))
+	p(`<text transform="translate(22 %.1f) rotate(-90)" text-anchor="middle" font-size="14">%s</text>`+"\n", float64(marginT)+ph/2, esc(c.yLabel))
 	// Lines.
 	for _, s := range c.series {
 		if len(s.xs) == 0 {
@@ -195,22 +199,26 @@ func loadLabel(r *Report) string {
 	return fmt.Sprintf("closed loop, %d clients", r.Load.Clients)
 }
 
-func subtitle(runs []*Report) string {
-	parts := make([]string, 0, len(runs))
+// subtitle is one line per run, then how the client spoke and the run id.
+func subtitle(runs []*Report) []string {
+	lines := make([]string, 0, len(runs)+1)
 	for _, r := range runs {
-		parts = append(parts, fmt.Sprintf("%s: %s, %.0f ok/s, p99 %s ms", r.Target, loadLabel(r), r.ThroughputOK, fms(r.Latency.P99)))
+		lines = append(lines, fmt.Sprintf("%s: %s, %.0f ok/s, p50 %s ms, p99 %s ms, max %s ms, %d errors, %d dropped",
+			r.Target, loadLabel(r), r.ThroughputOK, fms(r.Latency.P50), fms(r.Latency.P99), fms(r.Latency.Max), r.Requests.Errors, r.Requests.Dropped))
 	}
-	t := runs[0].Transport
+	r, t := runs[0], runs[0].Transport
+	how := ""
 	if t.Protocol != "" {
-		parts = append(parts, fmt.Sprintf("%s/%s over %s", t.Protocol, t.Codec, t.HTTP))
+		how = fmt.Sprintf("%s/%s over %s, ", t.Protocol, t.Codec, t.HTTP)
 	}
-	return strings.Join(parts, "  |  ") + fmt.Sprintf("  |  run %s", runs[0].RunID)
+	lines = append(lines, fmt.Sprintf("%srun %s, %s, %d CPUs", how, r.RunID, r.StartedAt.Format("2006-01-02 15:04 MST"), r.Env.NumCPU))
+	return lines
 }
 
 // WriteTimelinePlot draws p50 and p99 latency per second of each run.
 func WriteTimelinePlot(w io.Writer, runs []*Report) error {
 	c := chart{
-		title:     "Latency over time (ok answers, per second of scheduled send time)",
+		title:     "Latency over time (ok answers, by second of send time; in open loop, of scheduled send time)",
 		subtitle:  subtitle(runs),
 		xLabel:    "time since start of measured window (s)",
 		yLabel:    "latency (ms)",

@@ -7,6 +7,7 @@
 //	riskbench floor [flags]           measure the transport floor alone
 //	riskbench --compare-floor [flags] measure riskd, then the floor, same load; print the ratio
 //	riskbench serve-floor --listen 127.0.0.1:18081   serve the floor for other tools
+//	riskbench plot [--plots PREFIX] report.json       redraw a saved report's plots
 //
 // Against a local riskd:
 //
@@ -28,6 +29,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -133,7 +135,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if sub == "plot" {
+		if fs.NArg() != 1 {
+			return errors.New("usage: riskbench plot [--plots PREFIX] REPORT.json")
+		}
+		c.out = fs.Arg(0)
+	} else if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (the command, floor or serve-floor, comes first)", fs.Arg(0))
 	}
 	set := map[string]bool{}
@@ -145,8 +152,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.target = "floor"
 	case "serve-floor":
 		return serveFloor(ctx, c, stderr)
+	case "plot":
+		return replot(c, stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want floor or serve-floor, or none)", sub)
+		return fmt.Errorf("unknown command %q (want floor, serve-floor or plot, or none)", sub)
 	}
 	if c.target != "riskd" && c.target != "floor" {
 		return fmt.Errorf("--target %q: want riskd or floor", c.target)
@@ -318,6 +327,23 @@ func writeFiles(c config, out *load.Output, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "plots: ", tl, pc)
 	}
 	return nil
+}
+
+// replot redraws the plots of a saved JSON report.
+func replot(c config, stdout io.Writer) error {
+	data, err := os.ReadFile(c.out)
+	if err != nil {
+		return err
+	}
+	var out load.Output
+	if err := json.Unmarshal(data, &out); err != nil {
+		return fmt.Errorf("%s: %w", c.out, err)
+	}
+	if c.plots == "" {
+		c.plots = strings.TrimSuffix(c.out, filepath.Ext(c.out))
+	}
+	c.out = ""
+	return writeFiles(c, &out, stdout)
 }
 
 func writeFile(path string, fn func(io.Writer) error) error {
