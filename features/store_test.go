@@ -379,7 +379,7 @@ func TestHLLBeyondExact(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	s := openStore(t, db, clock.NewFake(base), Options{})
-	const n = 5000
+	const n = 3000
 	for i := range n {
 		at := base.Add(time.Duration(i) * 10 * time.Millisecond)
 		apply(t, s, db, mkEvent(at, "acct"+itoa(i), device("shared")), true)
@@ -494,5 +494,26 @@ func TestShow(t *testing.T) {
 	}
 	if got["login_failures_ip_1h"] != int64(1) || got["ip_distinct_accounts_login_1h"] != int64(1) {
 		t.Fatalf("show ip: %v", got)
+	}
+}
+
+func TestCacheStaysWithinBound(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	const bound = 256
+	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: bound})
+	for i := range 500 {
+		apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), "acct"+itoa(i), login(false), device("d"+itoa(i)), ip("10.0.0."+itoa(i%200), "10.0.0")), true)
+	}
+	if n := s.cache.len(); n > bound {
+		t.Fatalf("%d entries cached, bound %d", n, bound)
+	}
+	// Evicted state reloads from disk intact.
+	v, err := s.Read(mkEvent(base.Add(time.Hour), "acct0", login(false), device("d0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !valueOf(t, s.cat, v, "account_device_seen_before").Bool {
+		t.Fatal("evicted state lost")
 	}
 }
