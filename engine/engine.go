@@ -44,6 +44,7 @@ type Engine struct {
 	db        *pebble.DB
 	norm      *ingest.Normalizer
 	features  *features.Store
+	profiles  *features.Profiles
 	decisions *decisions.Log
 	committer *committer
 
@@ -51,7 +52,9 @@ type Engine struct {
 
 	inflight inflight
 	// slots bounds evaluations under way; a full channel sheds.
-	slots       chan struct{}
+	slots chan struct{}
+	// ingestSem bounds the events Ingest holds; a full one makes ingest wait.
+	ingestSem   *weighted
 	writeStalls atomic.Int64
 
 	stop   context.CancelFunc
@@ -87,12 +90,20 @@ func Open(opts Options) (*Engine, error) {
 			}
 		},
 	}
-	e.db, err = pebble.Open(opts.DataDir, &pebble.Options{
+	popts := &pebble.Options{
 		FS:            opts.FS,
 		Merger:        features.Merger(),
 		Logger:        pebbleLogger{opts.Logger},
 		EventListener: &listener,
-	})
+		// Ingest at volume: a block cache that holds the hot feature state
+		// and larger memtables (fewer, larger flushes and L0 files) keep
+		// point reads off the disk; see README "Performance".
+		Cache:        pebble.NewCache(256 << 20),
+		MemTableSize: 64 << 20,
+	}
+	defer popts.Cache.Unref()
+	features.ConfigureDB(popts) // bloom filters: most state reads miss
+	e.db, err = pebble.Open(opts.DataDir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("engine: open store %s: %w", opts.DataDir, err)
 	}
@@ -110,6 +121,10 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return fail(fmt.Errorf("engine: features: %w", err))
 	}
+	e.profiles, err = features.OpenProfiles(features.ProfileOptions{DB: e.db, Horizon: opts.DeviceProfileHorizon})
+	if err != nil {
+		return fail(fmt.Errorf("engine: device profiles: %w", err))
+	}
 	e.decisions, err = decisions.Open(e.db, decisions.Options{
 		Clock: opts.Clock, AppealWindow: opts.AppealWindow, Logger: opts.Logger,
 		Commit: func(fn func(b *pebble.Batch) error) error { return e.Commit(context.Background(), fn) },
@@ -122,6 +137,7 @@ func Open(opts Options) (*Engine, error) {
 		return func() { e.decisions.Rewind(head) }
 	}, opts.Observer)
 	e.slots = make(chan struct{}, opts.MaxInFlight)
+	e.ingestSem = newWeighted(int64(opts.MaxIngestEvents))
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
 	e.bg.Add(1)

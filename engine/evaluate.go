@@ -208,7 +208,17 @@ func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arr
 	d := e.newDecision(ev, stored, now)
 	d.RulesetVersion = set.Version()
 
+	if filled, err := e.profiles.Fill(ev); err != nil {
+		e.log.Warn("device profile read failed", "err", err)
+	} else if filled != 0 {
+		// Record what the rules see, so that replay reproduces it.
+		stored = withFilledDevice(stored, ev)
+		d.Event = stored
+	}
 	vec, pending, ferr := e.features.Apply(ev, b)
+	if ferr == nil {
+		ferr = e.profiles.Record(ev, b)
+	}
 	if ferr != nil {
 		e.log.Error("feature read failed", "err", ferr)
 		if pending != nil {
@@ -239,6 +249,7 @@ func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arr
 		if pending != nil {
 			e.features.Done(pending, false)
 		}
+		e.profiles.Forget(ev)
 		b.Close()
 		return
 	}
@@ -247,6 +258,7 @@ func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arr
 		e.features.Done(pending, err == nil)
 	}
 	if err != nil {
+		e.profiles.Forget(ev)
 		e.log.Error("recording the decision failed", "err", err)
 		if errors.Is(err, ErrClosed) {
 			e.finish(r, result{err: err})

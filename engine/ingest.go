@@ -4,6 +4,7 @@ import (
 	"context"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/ingest"
 )
@@ -21,6 +22,25 @@ type IngestResult struct {
 // once, synced; results[i] tells the fate of events[i]. A returned error
 // means nothing was recorded (the store failed or the engine closed).
 func (e *Engine) Ingest(ctx context.Context, events []*riskv1.Event) ([]IngestResult, error) {
+	wait, err := e.StartIngest(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// StartIngest does Ingest's work up to the commit and returns a function
+// that waits for the commit, so that a stream can prepare its next message
+// while the previous one is being synced. It first takes one unit of the
+// engine's ingest capacity (Options.MaxIngestEvents) per event, waiting while
+// other ingests hold it: that wait is the backpressure a slow store puts on
+// senders. ctx bounds only that wait. The returned function must be called
+// exactly once; it gives the capacity back.
+func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait func() ([]IngestResult, error), err error) {
+	units, err := e.ingestSem.acquire(ctx, int64(len(events)))
+	if err != nil {
+		return nil, err
+	}
 	results := make([]IngestResult, len(events))
 	b := e.db.NewBatch()
 	type held struct {
@@ -30,14 +50,21 @@ func (e *Engine) Ingest(ctx context.Context, events []*riskv1.Event) ([]IngestRe
 	var (
 		calls    []held
 		pendings []*features.Pending
+		reports  []*event.Event // device reports whose profiles this batch writes
 	)
 	release := func(err error) {
 		for _, p := range pendings {
 			e.features.Done(p, err == nil)
 		}
+		if err != nil {
+			for _, ev := range reports {
+				e.profiles.Forget(ev)
+			}
+		}
 		for _, h := range calls {
 			e.inflight.end(h.key, h.c, nil, ErrIngested)
 		}
+		e.ingestSem.release(units)
 	}
 	for i, pb := range events {
 		ev, stored, err := e.norm.Normalize(pb)
@@ -63,9 +90,16 @@ func (e *Engine) Ingest(ctx context.Context, events []*riskv1.Event) ([]IngestRe
 			results[i].Duplicate = true
 			continue
 		}
+		if _, err := e.profiles.Fill(ev); err != nil {
+			e.log.Warn("device profile read failed", "err", err)
+		}
 		_, pending, err := e.features.Apply(ev, b)
 		if pending != nil {
 			pendings = append(pendings, pending)
+		}
+		if err == nil && ev.Type == event.DeviceReport {
+			reports = append(reports, ev)
+			err = e.profiles.Record(ev, b)
 		}
 		if err == nil {
 			err = b.Set(key, nil, nil)
@@ -79,17 +113,25 @@ func (e *Engine) Ingest(ctx context.Context, events []*riskv1.Event) ([]IngestRe
 			return nil, err
 		}
 	}
-	var err error
 	if b.Empty() {
 		_ = b.Close()
-	} else {
-		// Once submitted, the batch lands whether or not the stream is still
-		// there; waiting for it keeps the feature cache and the disk in step.
-		err = e.committer.commit(context.WithoutCancel(ctx), b, nil)
+		release(nil)
+		return func() ([]IngestResult, error) { return results, nil }, nil
 	}
-	release(err)
-	if err != nil {
+	// Once submitted, the batch lands whether or not the stream is still
+	// there; waiting for it keeps the feature cache and the disk in step.
+	r := &commitReq{b: b, done: make(chan error, 1)}
+	if err := e.committer.submit(context.WithoutCancel(ctx), r); err != nil {
+		_ = b.Close()
+		release(err)
 		return nil, err
 	}
-	return results, nil
+	return func() ([]IngestResult, error) {
+		err := <-r.done
+		release(err)
+		if err != nil {
+			return nil, err
+		}
+		return results, nil
+	}, nil
 }

@@ -48,6 +48,15 @@ type Options struct {
 	// sheds at once with ErrOverloaded instead of queueing without bound.
 	// Default 256: on two cores that bounds queueing to a few milliseconds.
 	MaxInFlight int
+	// MaxIngestEvents bounds the events Ingest holds in memory at once,
+	// across all streams, from decoding to their synced commit. Past it
+	// Ingest waits for room: senders see backpressure (their streams stop
+	// being read), not errors. Default 32768: a few tens of MB.
+	MaxIngestEvents int
+	// DeviceProfileHorizon is how long a device's DEVICE_REPORT profile
+	// fills later events from that device (see features.Profiles). Default
+	// features.DefaultProfileHorizon (30 days).
+	DeviceProfileHorizon time.Duration
 	// Observer is told about group commits (for metrics); may be nil.
 	Observer Observer
 	// Clock tells event-time "now"; default the system clock.
@@ -70,11 +79,12 @@ var DefaultFailModes = map[event.Type]rules.Outcome{
 
 // Default values.
 const (
-	DefaultMaxEventAge  = 24 * time.Hour
-	DefaultBudget       = 50 * time.Millisecond
-	DefaultAppealWindow = 30 * 24 * time.Hour
-	DefaultMaxGroup     = 512
-	DefaultMaxInFlight  = 256
+	DefaultMaxEventAge     = 24 * time.Hour
+	DefaultBudget          = 50 * time.Millisecond
+	DefaultAppealWindow    = 30 * 24 * time.Hour
+	DefaultMaxGroup        = 512
+	DefaultMaxInFlight     = 256
+	DefaultMaxIngestEvents = 32768
 )
 
 // Observer receives the engine's operational events. Implementations must be
@@ -114,6 +124,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxIngestEvents <= 0 {
+		o.MaxIngestEvents = DefaultMaxIngestEvents
 	}
 	o.Clock = clock.Or(o.Clock)
 	if o.Logger == nil {
