@@ -78,12 +78,14 @@ func runATOImpossibleTravel(s *session) {
 	}
 	s.reserve(v.Index, 48*time.Hour)
 	t := s.victimWarmup(v) + int64(s.gap(5*time.Minute, 40*time.Minute))
-	c := population.AttackerCities[s.r.IntN(len(population.AttackerCities))]
-	d := s.freshDevice()
-	d.Timezone, d.Language, d.Installed = "UTC", "en-US", nil
-	nw := netFrom(population.HostInPrefix(s.r, population.HostingPrefix(s.r)), userAgent(d))
-	nw.Vpn = s.chance(0.3)
-	s.takeover(t, v, d, nw, s.phoneFix(c.Lat, c.Lon, 10000), false)
+	s.later(t, func() {
+		c := population.AttackerCities[s.r.IntN(len(population.AttackerCities))]
+		d := s.freshDevice()
+		d.Timezone, d.Language, d.Installed = "UTC", "en-US", nil
+		nw := netFrom(population.HostInPrefix(s.r, population.HostingPrefix(s.r)), userAgent(d))
+		nw.Vpn = s.chance(0.3)
+		s.takeover(s.now, v, d, nw, s.phoneFix(c.Lat, c.Lon, 10000), false)
+	})
 }
 
 // runATOFailedBurst: a burst of wrong passwords from a new device, then the
@@ -98,6 +100,11 @@ func runATOFailedBurst(s *session) {
 	if s.chance(0.5) {
 		t = s.victimWarmup(v) + int64(s.gap(10*time.Minute, 40*time.Minute))
 	}
+	s.later(t, func() { s.failedBurst(v) })
+}
+
+func (s *session) failedBurst(v population.Account) {
+	t := s.now
 	d := s.freshDevice()
 	var nw *riskv1.Network
 	if s.chance(0.5) {
@@ -160,11 +167,8 @@ func runStuffingSingleIP(s *session) {
 	n := s.intIn(400, 1000)
 	span := s.between(15*time.Minute, 50*time.Minute)
 	step := int64(span) / int64(n)
-	t := s.now
-	for range n {
-		s.stuffingAttempt(t, ip, ua, model)
-		t += step/2 + s.r.Int64N(step+1)
-	}
+	s.every(n, s.now, func(t int64) int64 { return t + step/2 + s.r.Int64N(step+1) },
+		func(t int64) { s.stuffingAttempt(t, ip, ua, model) })
 }
 
 // runStuffingIPPool: a pool of 20-60 addresses in a few hosting /24s.
@@ -181,11 +185,8 @@ func runStuffingIPPool(s *session) {
 	n := s.intIn(600, 1300)
 	span := s.between(20*time.Minute, 60*time.Minute)
 	step := int64(span) / int64(n)
-	t := s.now
-	for range n {
-		s.stuffingAttempt(t, pool[s.r.IntN(len(pool))], ua, model)
-		t += step/2 + s.r.Int64N(step+1)
-	}
+	s.every(n, s.now, func(t int64) int64 { return t + step/2 + s.r.Int64N(step+1) },
+		func(t int64) { s.stuffingAttempt(t, pool[s.r.IntN(len(pool))], ua, model) })
 }
 
 // runStuffingSlow: residential proxies, a new /24 for nearly every attempt,
@@ -195,15 +196,15 @@ func runStuffingSlow(s *session) {
 	n := s.intIn(300, 600)
 	span := s.between(2*time.Hour, 6*time.Hour)
 	step := int64(span) / int64(n)
-	t := s.now
 	var ip netip.Addr
-	for i := range n {
+	i := 0
+	s.every(n, s.now, func(t int64) int64 { return t + s.r.Int64N(2*step+1) }, func(t int64) {
 		if i%2 == 0 || s.chance(0.5) {
 			ip = population.ResidentialAddr(s.r)
 		}
+		i++
 		s.stuffingAttempt(t, ip, ua, model)
-		t += s.r.Int64N(2*step + 1)
-	}
+	})
 }
 
 // runPaymentAfterTakeover: a quiet takeover (a new phone in the victim's own
@@ -216,9 +217,11 @@ func runPaymentAfterTakeover(s *session) {
 	}
 	s.reserve(v.Index, 48*time.Hour)
 	t := s.victimWarmup(v) + int64(s.gap(5*time.Minute, 40*time.Minute))
-	d := s.freshDevice()
-	nw := netFrom(population.ResidentialAddr(s.r), userAgent(d))
-	s.takeover(t, v, d, nw, s.phoneFix(v.City.Lat, v.City.Lon, 20000), true)
+	s.later(t, func() {
+		d := s.freshDevice()
+		nw := netFrom(population.ResidentialAddr(s.r), userAgent(d))
+		s.takeover(s.now, v, d, nw, s.phoneFix(v.City.Lat, v.City.Lon, 20000), true)
+	})
 }
 
 // farmDevice is a phone in a fraud farm: an emulator or a phone running a
@@ -260,8 +263,8 @@ func runRedPacketFarming(s *session) {
 		devs[i] = s.farmDevice()
 	}
 	ip := population.ResidentialAddr(s.r)
-	t := s.now + int64(s.between(5*time.Second, 60*time.Second))
-	for range s.intIn(20, 45) {
+	next := func(t int64) int64 { return t + int64(s.between(15*time.Second, 90*time.Second)) }
+	s.every(s.intIn(20, 45), next(s.now), next, func(t int64) {
 		d := devs[s.r.IntN(len(devs))]
 		id := s.freshAccountID()
 		nw := netFrom(ip, "RiskdDemo/8.0.49 (Android 12; "+d.Model+")")
@@ -279,8 +282,7 @@ func runRedPacketFarming(s *session) {
 		cl.Payment = &riskv1.Payment{AmountMinor: int64(s.intIn(1, 888)), Currency: "CNY", Kind: "red_packet_claim", PayeeAccountId: payer.ID}
 		cl.Attributes = map[string]string{"red_packet_id": packet}
 		s.attack(t, cl)
-		t += int64(s.between(2*time.Second, 40*time.Second))
-	}
+	})
 }
 
 // runMoneyMule: freshly registered payer accounts, each on its own phone,
@@ -292,8 +294,9 @@ func runMoneyMule(s *session) {
 	span := s.between(30*time.Minute, 2*time.Hour)
 	n := s.intIn(30, 80)
 	c := population.Cities[s.r.IntN(len(population.Cities))]
-	for range n {
-		t := s.now + s.r.Int64N(int64(span))
+	mean := float64(span) / float64(n)
+	next := func(t int64) int64 { return t + int64(s.r.ExpFloat64()*mean) }
+	s.every(n, next(s.now), next, func(t int64) {
 		d := s.freshDevice()
 		id := s.freshAccountID()
 		nw := netFrom(population.ResidentialAddr(s.r), userAgent(d))
@@ -309,7 +312,7 @@ func runMoneyMule(s *session) {
 			PayeeAccountId: mule, InstrumentId: fmt.Sprintf("card-%016x", s.r.Uint64()),
 		}
 		s.attack(t, p)
-	}
+	})
 }
 
 // runCardTesting: a new account on an emulator runs stolen cards through
@@ -326,8 +329,8 @@ func runCardTesting(s *session) {
 	reg.Device, reg.Network = dm, nw
 	s.attackUncaught(s.now, reg)
 	shop := s.w.pop.PopularMerchant(s.r).ID
-	t := s.now + int64(s.between(time.Minute, 5*time.Minute))
-	for range s.intIn(15, 50) {
+	next := func(t int64) int64 { return t + int64(s.between(3*time.Second, 25*time.Second)) }
+	s.every(s.intIn(15, 50), s.now+int64(s.between(time.Minute, 5*time.Minute)), next, func(t int64) {
 		p := event(riskv1.EventType_EVENT_TYPE_PAYMENT, id, "")
 		p.Device, p.Network = dm, nw
 		p.Payment = &riskv1.Payment{
@@ -338,6 +341,5 @@ func runCardTesting(s *session) {
 			p.Attributes = map[string]string{"card_result": "declined"}
 		}
 		s.attack(t, p)
-		t += int64(s.between(3*time.Second, 25*time.Second))
-	}
+	})
 }

@@ -62,7 +62,7 @@ func (s *session) pickPkg(k population.CheatKind) string {
 func (s *session) checkInOut(mk func() *riskv1.Event) {
 	s.attack(s.now, mk())
 	if s.chance(0.5) {
-		s.attack(s.after(s.gap(30*time.Minute, 100*time.Minute)), mk())
+		s.later(s.after(s.gap(30*time.Minute, 100*time.Minute)), func() { s.attack(s.now, mk()) })
 	}
 }
 
@@ -212,16 +212,16 @@ func runAttRepeatedCoords(s *session) {
 	site := s.w.pop.AccountSite(a)
 	la, lo := s.near(site.Lat, site.Lon, site.RadiusM*0.5)
 	acc := 10 + s.r.Float64()*20
-	t := s.now
-	for i := range s.intIn(3, 5) {
+	i := 0
+	s.every(s.intIn(3, 5), s.now, func(t int64) int64 { return t + int64(s.gap(8*time.Minute, 25*time.Minute)) }, func(t int64) {
 		ev := s.attendanceEvent(a, deviceMsg(d), s.offsiteNet(a, d), locMsg(la, lo, acc, "gps"))
 		if i == 0 {
 			s.attackUncaught(t, ev)
 		} else {
 			s.attack(t, ev)
 		}
-		t += int64(s.gap(8*time.Minute, 25*time.Minute))
-	}
+		i++
+	})
 }
 
 // runAttImpossibleTravel: a genuine check-in, then within the hour one whose
@@ -240,9 +240,10 @@ func runAttImpossibleTravel(s *session) {
 			break
 		}
 	}
-	t := s.after(s.gap(10*time.Minute, 50*time.Minute))
-	la, lo := s.near(c.Lat, c.Lon, 5000)
-	s.attack(t, s.attendanceEvent(a, deviceMsg(d), s.mobileNet(a, d), locMsg(la, lo, 8+s.r.Float64()*30, "gps")))
+	s.later(s.after(s.gap(10*time.Minute, 50*time.Minute)), func() {
+		la, lo := s.near(c.Lat, c.Lon, 5000)
+		s.attack(s.now, s.attendanceEvent(a, deviceMsg(d), s.mobileNet(a, d), locMsg(la, lo, 8+s.r.Float64()*30, "gps")))
+	})
 }
 
 // runAttBuddyPunching: one employee checks in, then checks in colleagues

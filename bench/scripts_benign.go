@@ -102,7 +102,7 @@ func runBenignLogin(s *session) {
 	}
 	t := s.login(s.now, BenignLogin, a, d, nw, loc)
 	if s.chance(0.4) {
-		s.serviceLog(t+int64(s.between(2*time.Second, 3*time.Minute)), BenignLogin, a, d, nw)
+		s.later(t+int64(s.between(2*time.Second, 3*time.Minute)), func() { s.serviceLog(s.now, BenignLogin, a, d, nw) })
 	}
 }
 
@@ -115,7 +115,7 @@ func runBenignPayment(s *session) {
 	nw, loc := s.where(a, d)
 	s.payment(s.now, BenignPayment, a, d, nw, loc)
 	if s.chance(0.3) {
-		s.payment(s.after(s.between(30*time.Second, 20*time.Minute)), BenignPayment, a, d, nw, loc)
+		s.later(s.after(s.between(30*time.Second, 5*time.Minute)), func() { s.payment(s.now, BenignPayment, a, d, nw, loc) })
 	}
 }
 
@@ -158,11 +158,8 @@ func runBenignBrowse(s *session) {
 	}
 	d := s.phone(a)
 	nw, _ := s.where(a, d)
-	t := s.now
-	for range s.intIn(1, 5) {
-		s.serviceLog(t, BenignBrowse, a, d, nw)
-		t += int64(s.between(3*time.Second, 90*time.Second))
-	}
+	s.every(s.intIn(1, 5), s.now, func(t int64) int64 { return t + int64(s.between(3*time.Second, 90*time.Second)) },
+		func(t int64) { s.serviceLog(t, BenignBrowse, a, d, nw) })
 }
 
 // runBenignFlight: a login at home, then one in a city 800-2,500 km away,
@@ -188,13 +185,14 @@ func runBenignFlight(s *session) {
 	d := s.phone(a)
 	s.login(s.now, BenignFlight, a, d, s.mobileNet(a, d), s.phoneFix(a.HomeLat, a.HomeLon, 20000))
 	kmh := 450 + s.r.Float64()*400
-	t := s.now + int64(km/kmh*float64(time.Hour))
-	nw := s.mobileNet(a, d)
-	loc := s.phoneFix(dest.Lat, dest.Lon, 20000)
-	t = s.login(t, BenignFlight, a, d, nw, loc)
-	if s.chance(0.5) {
-		s.payment(t+int64(s.between(5*time.Minute, 40*time.Minute)), BenignFlight, a, d, nw, loc)
-	}
+	s.later(s.now+int64(km/kmh*float64(time.Hour)), func() {
+		nw := s.mobileNet(a, d)
+		loc := s.phoneFix(dest.Lat, dest.Lon, 20000)
+		t := s.login(s.now, BenignFlight, a, d, nw, loc)
+		if s.chance(0.5) {
+			s.payment(t+int64(s.between(5*time.Minute, 40*time.Minute)), BenignFlight, a, d, nw, loc)
+		}
+	})
 }
 
 // runBenignNewPhone: an account signs in on a phone it never used (with an
@@ -210,11 +208,12 @@ func runBenignNewPhone(s *session) {
 	ev.Device, ev.Network, ev.Location = deviceMsg(d), nw, loc
 	ev.Login = &riskv1.Login{Success: true, Method: "sms"}
 	s.benign(s.now, BenignNewPhone, ev)
-	t := s.now + int64(s.between(10*time.Second, 5*time.Minute))
-	s.serviceLog(t, BenignNewPhone, a, d, nw)
-	if s.chance(0.6) {
-		s.payment(t+int64(s.between(time.Minute, 30*time.Minute)), BenignNewPhone, a, d, nw, loc)
-	}
+	s.later(s.now+int64(s.between(10*time.Second, 5*time.Minute)), func() {
+		s.serviceLog(s.now, BenignNewPhone, a, d, nw)
+		if s.chance(0.6) {
+			s.later(s.now+int64(s.between(time.Minute, 10*time.Minute)), func() { s.payment(s.now, BenignNewPhone, a, d, nw, loc) })
+		}
+	})
 }
 
 // employees returns up to n accounts of org, free of attacks, from a
@@ -241,14 +240,23 @@ func runBenignOfficeNAT(s *session) {
 	org := s.r.IntN(s.w.pop.Options().Orgs)
 	site := s.w.pop.Site(org, 0)
 	span := s.between(15*time.Minute, 40*time.Minute)
+	var staff []int
 	for _, a := range s.employees(org, s.intIn(25, 90)) {
-		if a.Site != 0 {
-			continue
+		if a.Site == 0 {
+			staff = append(staff, a.Index)
 		}
-		d := s.phone(a)
-		t := s.now + int64(s.between(0, span))
-		s.login(t, BenignOfficeNAT, a, d, s.officeNet(site, d), s.phoneFix(site.Lat, site.Lon, site.RadiusM))
 	}
+	if len(staff) == 0 {
+		return
+	}
+	mean := float64(span) / float64(len(staff))
+	k := 0
+	s.every(len(staff), s.now, func(t int64) int64 { return t + int64(s.r.ExpFloat64()*mean) }, func(t int64) {
+		a := s.w.pop.Account(staff[k])
+		k++
+		d := s.phone(a)
+		s.login(t, BenignOfficeNAT, a, d, s.officeNet(site, d), s.phoneFix(site.Lat, site.Lon, site.RadiusM))
+	})
 }
 
 // runBenignPayroll: an org's finance account pays salaries to many
@@ -264,8 +272,15 @@ func runBenignPayroll(s *session) {
 	site := s.w.pop.AccountSite(fin)
 	nw, loc := s.officeNet(site, d), s.phoneFix(site.Lat, site.Lon, site.RadiusM)
 	t := s.login(s.now, BenignPayroll, fin, d, nw, loc)
-	for _, e := range staff {
-		t += int64(s.between(2*time.Second, 20*time.Second))
+	payees := make([]int, len(staff))
+	for i, e := range staff {
+		payees[i] = e.Index
+	}
+	k := 0
+	next := func(t int64) int64 { return t + int64(s.between(2*time.Second, 20*time.Second)) }
+	s.every(len(payees), next(t), next, func(t int64) {
+		e := s.w.pop.Account(payees[k])
+		k++
 		ev := event(riskv1.EventType_EVENT_TYPE_PAYMENT, fin.ID, s.org(fin))
 		ev.Device, ev.Network, ev.Location = deviceMsg(d), nw, loc
 		ev.Payment = &riskv1.Payment{
@@ -274,15 +289,17 @@ func runBenignPayroll(s *session) {
 		}
 		s.benign(t, BenignPayroll, ev)
 		if s.chance(0.35) {
-			ed := s.phone(e)
-			enw, eloc := s.where(e, ed)
-			pt := t + int64(s.between(5*time.Minute, 60*time.Minute))
-			for range s.intIn(1, 4) {
-				s.payment(pt, BenignPayroll, e, ed, enw, eloc)
-				pt += int64(s.between(time.Minute, 10*time.Minute))
-			}
+			s.later(t+int64(s.between(2*time.Minute, 20*time.Minute)), func() {
+				ed := s.phone(e)
+				enw, eloc := s.where(e, ed)
+				pt := s.now
+				for range s.intIn(1, 4) {
+					s.payment(pt, BenignPayroll, e, ed, enw, eloc)
+					pt += int64(s.between(time.Minute, 10*time.Minute))
+				}
+			})
 		}
-	}
+	})
 }
 
 // runBenignFamilyTablet: a household's shared tablet used by its members for
@@ -294,10 +311,13 @@ func runBenignFamilyTablet(s *session) {
 	}
 	tab, _ := a.Tablet()
 	d := s.w.pop.Device(tab)
-	t := s.now
-	for _, i := range s.w.pop.Household(a.Index) {
+	members := s.w.pop.Household(a.Index)
+	k := 0
+	s.every(len(members), s.now, func(t int64) int64 { return t + int64(s.between(3*time.Minute, 20*time.Minute)) }, func(t int64) {
+		i := members[k]
+		k++
 		if !s.free(i) {
-			continue
+			return
 		}
 		m := s.w.pop.Account(i)
 		nw, loc := homeNet(a, d), s.phoneFix(a.HomeLat, a.HomeLon, 100)
@@ -310,6 +330,5 @@ func runBenignFamilyTablet(s *session) {
 			t += int64(s.between(30*time.Second, 5*time.Minute))
 			s.payment(t, BenignFamilyTablet, m, d, nw, loc)
 		}
-		t += int64(s.between(5*time.Minute, 40*time.Minute))
-	}
+	})
 }

@@ -38,6 +38,34 @@ func (s *session) emit(at int64, sc Scenario, expect string, ev *riskv1.Event) {
 	heapPush(&s.w.h, &item{at: at, seq: s.w.seq, ev: ev, label: Label{Scenario: sc, Attack: sc == s.info.Name && s.info.Attack, Expect: expect}})
 }
 
+// later runs fn at offset at, with the session's clock moved there. Sessions
+// build what lies in the future only when it is due, so that memory holds a
+// small closure per session in flight rather than every event it will emit
+// over the next hours.
+func (s *session) later(at int64, fn func()) {
+	if at >= s.w.end {
+		return
+	}
+	at = max(at, s.now)
+	s.w.seq++
+	heapPush(&s.w.h, &item{at: at, seq: s.w.seq, label: Label{Scenario: s.info.Name}, fn: func() {
+		s.now = at
+		fn()
+	}})
+}
+
+// every runs body(t) n times, first at t and then at next(t) after each,
+// keeping one step pending at a time.
+func (s *session) every(n int, t int64, next func(int64) int64, body func(int64)) {
+	if n <= 0 {
+		return
+	}
+	s.later(t, func() {
+		body(t)
+		s.every(n-1, next(t), next, body)
+	})
+}
+
 // benign emits a benign event.
 func (s *session) benign(at int64, sc Scenario, ev *riskv1.Event) { s.emit(at, sc, "", ev) }
 

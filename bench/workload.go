@@ -174,6 +174,10 @@ func (w *Workload) Emitted() uint64 { return w.emitted }
 func (w *Workload) Next() (*riskv1.Event, Label, bool) {
 	for w.h.Len() > 0 {
 		it := heap.Pop(&w.h).(*item)
+		if it.fn != nil {
+			it.fn()
+			continue
+		}
 		if it.ev == nil {
 			w.arrive(it)
 			continue
@@ -224,12 +228,14 @@ func (w *Workload) pruneBusy(now int64) {
 	}
 }
 
-// item is a heap entry: an event to emit, or (ev nil) a scenario arrival.
+// item is a heap entry: an event to emit, a session's continuation (fn), or
+// (neither) a scenario arrival.
 type item struct {
 	at    int64 // ns offset from Start
 	seq   uint64
 	ev    *riskv1.Event
 	label Label
+	fn    func()
 	scen  int
 }
 
