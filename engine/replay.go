@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/rules"
@@ -249,3 +250,20 @@ func reasonText(r *riskv1.Reason) string {
 
 // Reasons converts rule reasons to the API's form, as the engine records them.
 func Reasons(rs []rules.Reason) []*riskv1.Reason { return reasonsPB(rs) }
+
+// withFilledDevice returns a copy of stored whose device carries what the
+// device profile filled into ev (flags, packages, platform, model, OS
+// version), so that the record shows what the rules saw and a replay
+// reproduces it. The copy keeps stored itself unchanged for anyone else
+// holding it.
+func withFilledDevice(stored *riskv1.Event, ev *event.Event) *riskv1.Event {
+	if stored.GetDevice() == nil {
+		return stored
+	}
+	out := proto.Clone(stored).(*riskv1.Event)
+	d, src := out.Device, &ev.Device
+	d.Rooted, d.Emulator, d.MockLocationEnabled, d.DeveloperMode = src.Rooted, src.Emulator, src.MockLocationEnabled, src.DeveloperMode
+	d.HookFrameworks, d.InstalledPackages, d.FlaggedPackages = src.HookFrameworks, src.InstalledPackages, src.FlaggedPackages
+	d.Platform, d.Model, d.OsVersion = src.Platform, src.Model, src.OSVersion
+	return out
+}
