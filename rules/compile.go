@@ -469,6 +469,22 @@ func (w *rewriter) Visit(node *ast.Node) {
 			}
 			w.fail(root, "unknown field %q%s", path, suggest(path, cands))
 		}
+	case *ast.BinaryNode:
+		if n.Operator == ".." {
+			// A range can be made as long as memory allows; rules stay small.
+			w.fail(n, "ranges (a..b) are not allowed in rules")
+		}
+	case *ast.BuiltinNode:
+		if predicates[n.Name] {
+			for i := range n.Arguments {
+				if inner := findPredicate(n.Arguments[i]); inner != nil {
+					// One predicate over a list of at most 1,000 items is
+					// cheap; nested ones multiply.
+					w.fail(inner, "%s() inside %s(): predicates over lists cannot be nested", inner.(*ast.BuiltinNode).Name, n.Name)
+					return
+				}
+			}
+		}
 	case *ast.CallNode:
 		callee, ok := n.Callee.(*ast.IdentifierNode)
 		if !ok {
@@ -528,4 +544,22 @@ func typeList(ts []event.Type) string {
 		s[i] = t.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+var predicates = map[string]bool{"all": true, "none": true, "any": true, "one": true, "filter": true, "map": true,
+	"count": true, "sum": true, "find": true, "findIndex": true, "findLast": true, "findLastIndex": true,
+	"groupBy": true, "sortBy": true, "reduce": true}
+
+type predicateFinder struct{ found ast.Node }
+
+func (f *predicateFinder) Visit(n *ast.Node) {
+	if b, ok := (*n).(*ast.BuiltinNode); ok && predicates[b.Name] && f.found == nil {
+		f.found = b
+	}
+}
+
+func findPredicate(n ast.Node) ast.Node {
+	f := &predicateFinder{}
+	ast.Walk(&n, f)
+	return f.found
 }

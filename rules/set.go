@@ -142,14 +142,19 @@ func (s *Set) evaluate(ev *event.Event, fv features.Vector, lists Lists, record 
 			r.stats.hits.Add(1)
 		}
 		if fired != nil {
+			// Backtests need only which rules fired, not their messages.
 			fired(r)
+			if r.mode == ModeShadow {
+				continue
+			}
+		} else {
+			reason := s.reason(r, st)
+			if r.mode == ModeShadow {
+				res.Shadow = append(res.Shadow, reason)
+				continue
+			}
+			res.Reasons = append(res.Reasons, reason)
 		}
-		reason := s.reason(r, st)
-		if r.mode == ModeShadow {
-			res.Shadow = append(res.Shadow, reason)
-			continue
-		}
-		res.Reasons = append(res.Reasons, reason)
 		if r.action == "" {
 			score += r.score
 		} else if r.outcome == Allow {
