@@ -52,6 +52,7 @@ func (s *session) serviceLog(t int64, sc Scenario, a population.Account, d popul
 	b := browseActions[s.r.IntN(len(browseActions))]
 	ev := event(riskv1.EventType_EVENT_TYPE_SERVICE_LOG, a.ID, s.org(a))
 	ev.Device, ev.Network = deviceMsg(d), nw
+	ev.Device.InstalledPackages = nil // the app sends its app list with logins and check-ins only
 	ev.ServiceLog = &riskv1.ServiceLog{Action: b.action, Resource: b.resource, Status: 200}
 	if b.action == "search" {
 		ev.ServiceLog.Query = queries[s.r.IntN(len(queries))]
@@ -70,6 +71,7 @@ func (s *session) amount(median, sigma float64, lo, hi int64) int64 {
 func (s *session) payment(t int64, sc Scenario, a population.Account, d population.Device, nw *riskv1.Network, loc *riskv1.Location) {
 	ev := event(riskv1.EventType_EVENT_TYPE_PAYMENT, a.ID, s.org(a))
 	ev.Device, ev.Network, ev.Location = deviceMsg(d), nw, loc
+	ev.Device.InstalledPackages = nil
 	p := &riskv1.Payment{Currency: "CNY", InstrumentId: "card-" + a.ID + "-1"}
 	switch x := s.r.Float64(); {
 	case x < 0.72 || len(a.Payees) == 0:
@@ -252,8 +254,12 @@ func runBenignOfficeNAT(s *session) {
 	mean := float64(span) / float64(len(staff))
 	k := 0
 	s.every(len(staff), s.now, func(t int64) int64 { return t + int64(s.r.ExpFloat64()*mean) }, func(t int64) {
-		a := s.w.pop.Account(staff[k])
+		i := staff[k]
 		k++
+		if !s.free(i) { // an attack took the account since the rush began
+			return
+		}
+		a := s.w.pop.Account(i)
 		d := s.phone(a)
 		s.login(t, BenignOfficeNAT, a, d, s.officeNet(site, d), s.phoneFix(site.Lat, site.Lon, site.RadiusM))
 	})
@@ -290,6 +296,9 @@ func runBenignPayroll(s *session) {
 		s.benign(t, BenignPayroll, ev)
 		if s.chance(0.35) {
 			s.later(t+int64(s.between(2*time.Minute, 20*time.Minute)), func() {
+				if !s.free(e.Index) {
+					return
+				}
 				ed := s.phone(e)
 				enw, eloc := s.where(e, ed)
 				pt := s.now
