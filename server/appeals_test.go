@@ -37,7 +37,7 @@ func startAppealServer(t *testing.T) *appealServer {
 	t.Helper()
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	s := startServer(t, serverSetup{
-		config: func(c *Config) { c.RateLimitUser = 0; c.RateLimitService = 0; c.OverturnMinHits = 1 },
+		config: func(c *Config) { c.RateLimitUser, c.RateLimitService, c.RateLimitSubject = 0, 0, 0; c.OverturnMinHits = 1 },
 		hooks:  Hooks{Clock: clk},
 	})
 	return &appealServer{testServer: s, clk: clk}
