@@ -62,6 +62,24 @@
 // commit in any order. Sweep range-deletes periods that no read within the
 // lateness bound can reach, and the state of retired definitions.
 //
+// The DB must be opened with Merger() as its merge operator; ConfigureDB
+// also sets bloom filters, which most lookups (of state that does not exist
+// yet) need to stay fast. Options.Lateness must cover the oldest event
+// ingest accepts; a Read of an older event may see swept state.
+//
+// # Memory
+//
+// The hot-state LRU holds at most Options.CacheEntries entries (plus the
+// entries of in-flight events, which are pinned): one per (state, period,
+// entity). Most entries are a few hundred bytes; a distinct state past the
+// exact limit holds up to 60 sketches and is larger. Sizing: an event
+// touches about 20 entries of the default catalog.
+//
+// # Benchmarks
+//
+//	go test -run XXX -bench . -benchtime 200000x ./features/
+//	FEATURES_BENCH_POP=1000000 FEATURES_BENCH_CACHE=4000000 go test -run XXX -bench . -benchtime 200000x -timeout 40m ./features/
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Apply takes striped per-entity locks in
