@@ -14,6 +14,28 @@
 // allow rule returns ALLOW. Shadow rules run and are reported, never acted on;
 // disabled rules do not run.
 //
+// The rule language, by example (everything else is expr's own syntax and
+// builtins: and/or/not, in, contains, startsWith, len, any/all/count over a
+// list, let, ternaries):
+//
+//	login.success && features.login_failures_account_10m >= 5
+//	in_list("blocked_devices", device.device_id)          // value on a list
+//	any_in_list("cheat_apps", device.flagged_packages)    // any value on a list
+//	cidr_contains("203.0.113.0/24", network.ip)           // IP inside a CIDR
+//	distance_km(location.latitude, location.longitude, 31.23, 121.47) > 5
+//	!has(features.km_from_last_location_account)          // no previous location
+//	attributes["channel"] == "h5"                          // caller's extras
+//
+// Bounds: at most DefaultMaxNodes nodes per condition, no ranges (a..b), no
+// predicate nested in another (so work is linear in the event's lists, which
+// ingest caps), no wall clock (now() is refused: replays must agree), and
+// nothing outside the event, its features and the lists.
+//
+// Performance: each condition is type-checked against typed accessors, then
+// compiled against an environment of closures over a pooled evaluation
+// state; values are boxed at most once per event, so the per-rule cost is
+// the VM's alone.
+//
 // A compiled Set is immutable and safe for concurrent use; its only mutable
 // parts are statistics counters (atomics). Store keeps every published
 // version on Pebble forever and swaps the live set atomically: an Evaluate

@@ -14,7 +14,9 @@ import (
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/rules"
 )
 
 type hmacPseudonymizer struct{ key []byte }
@@ -357,3 +359,9 @@ func BenchmarkContainsHit(b *testing.B) {
 		l.Contains(CheatApps, "com.lexa.fakegps")
 	}
 }
+
+// Lists is what rules and features consume.
+var (
+	_ rules.Lists          = (*Lists)(nil)
+	_ features.ListMatcher = (*Lists)(nil)
+)
