@@ -182,7 +182,7 @@ func (w *Workload) Next() (*riskv1.Event, Label, bool) {
 			w.arrive(it)
 			continue
 		}
-		id := w.idTag + strconv.FormatUint(1_000_000_000+w.emitted, 10)[1:]
+		id := w.idTag + eventSeq(w.emitted)
 		w.emitted++
 		it.ev.EventId = id
 		t := w.opts.Start.Add(time.Duration(it.at))
@@ -260,3 +260,12 @@ func (h *itemHeap) Pop() any {
 }
 
 func heapPush(h *itemHeap, it *item) { heap.Push(h, it) }
+
+// eventSeq is n zero-padded to nine digits (ids sort as the stream does up to
+// a billion events; past that they stay unique, just longer).
+func eventSeq(n uint64) string {
+	if n < 1_000_000_000 {
+		return strconv.FormatUint(1_000_000_000+n, 10)[1:]
+	}
+	return strconv.FormatUint(n, 10)
+}

@@ -315,6 +315,14 @@ func BenchmarkNext(b *testing.B) {
 	}
 }
 
+func TestEventSeq(t *testing.T) {
+	for n, want := range map[uint64]string{0: "000000000", 42: "000000042", 999_999_999: "999999999", 1_000_000_000: "1000000000", 2_000_000_000: "2000000000"} {
+		if got := eventSeq(n); got != want {
+			t.Errorf("eventSeq(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
 func TestLabelCaught(t *testing.T) {
 	for _, c := range []struct {
 		l    Label
