@@ -23,23 +23,28 @@
 // hidden; --max-inflight bounds concurrency and requests more than --max-lag
 // late are dropped and counted. Closed loop (--clients) measures capacity.
 // The floor is an empty RiskService handler that decodes the same request and
-// answers with a decision of riskd's size; in-process by default, or a
-// separate `riskbench serve-floor` process with --floor-server.
+// answers with a decision of riskd's size, served by a child riskbench
+// process of its own (like riskd, not sharing the load generator's runtime),
+// or in-process with --floor-inprocess, or at --floor-server.
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/riskd/riskd/bench"
@@ -66,6 +71,8 @@ type config struct {
 	quiet                    bool
 	listen                   string
 	floorServer              string
+	thenOpen                 float64
+	floorInProcess           bool
 }
 
 // rateFlag accepts "5000" or "5000/s".
@@ -121,6 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.pregen, "pregen", 50_000, "generate this many events before the run and replay them (ids and times restamped), so the generator does not compete for CPU; 0 generates live")
 	fs.StringVar(&c.target, "target", "riskd", "what to measure: riskd or floor")
 	fs.BoolVar(&c.compareFloor, "compare-floor", false, "measure riskd, then the in-process transport floor with the same load, and print the ratio")
+	fs.Float64Var(&c.thenOpen, "then-open", 0, "after a closed-loop riskd run, run open loop at this fraction of the throughput it reached (0.5: the issue's p99 target)")
 	fs.BoolVar(&c.overload, "overload", false, "overload run: needs --rate above capacity; reports accepted vs shed (defaults --max-inflight 2048 --max-lag 200ms)")
 	fs.StringVar(&c.out, "out", "", "write the JSON report here")
 	fs.StringVar(&c.plots, "plots", "", "write PREFIX-latency-time.svg and PREFIX-percentiles.svg (default: next to --out)")
@@ -128,6 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.quiet, "quiet", false, "no per-second progress on stderr")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:18081", "serve-floor: address to listen on")
 	fs.StringVar(&c.floorServer, "floor-server", "", "measure the floor at this URL (a riskbench serve-floor process, started without --token) instead of in-process")
+	fs.BoolVar(&c.floorInProcess, "floor-inprocess", false, "serve the floor inside riskbench instead of in a child process of its own")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: riskbench [floor|serve-floor] [flags]\n\nflags:")
 		fs.PrintDefaults()
@@ -151,11 +160,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "floor":
 		c.target = "floor"
 	case "serve-floor":
-		return serveFloor(ctx, c, stderr)
+		return serveFloor(ctx, c, stdout, stderr)
 	case "plot":
 		return replot(c, stdout)
 	default:
 		return fmt.Errorf("unknown command %q (want floor, serve-floor or plot, or none)", sub)
+	}
+	switch c.protocol {
+	case "connect", "grpc", "grpcweb":
+	default:
+		return fmt.Errorf("--protocol %q: want connect, grpc or grpcweb", c.protocol)
 	}
 	if c.target != "riskd" && c.target != "floor" {
 		return fmt.Errorf("--target %q: want riskd or floor", c.target)
@@ -186,27 +200,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var runs []*load.Report
+	var target, floor *load.Report
 	if c.target == "riskd" {
 		rep, err := measure(ctx, c, src, "riskd", runID, stdout, stderr)
 		if err != nil {
 			return err
 		}
-		runs = append(runs, rep)
+		runs, target = append(runs, rep), rep
 	}
 	if c.target == "floor" || c.compareFloor {
 		rep, err := measure(ctx, c, src, "floor", runID+"f", stdout, stderr)
 		if err != nil {
 			return err
 		}
-		runs = append(runs, rep)
+		runs, floor = append(runs, rep), rep
 	}
 	out := &load.Output{Runs: runs}
-	if len(runs) == 2 {
-		out.VsFloor = load.Compare(runs[0], runs[1])
+	if target != nil && floor != nil {
+		out.VsFloor = load.Compare(target, floor)
 		fmt.Fprintln(stdout)
-		if err := load.WriteRatio(stdout, out.VsFloor, runs[0], runs[1]); err != nil {
+		if err := load.WriteRatio(stdout, out.VsFloor, target, floor); err != nil {
 			return err
 		}
+	}
+	// The issue's latency target is set at a fraction of the closed-loop
+	// maximum: measure it right away, against the same server state.
+	if c.thenOpen > 0 && target != nil && target.Load.Mode == "closed" && target.ThroughputOK > 0 {
+		oc := c
+		oc.rate = rateFlag(math.Round(c.thenOpen * target.ThroughputOK))
+		name := fmt.Sprintf("riskd@%g%%", 100*c.thenOpen)
+		fmt.Fprintln(stdout)
+		rep, err := measure(ctx, oc, src, name, runID+"o", stdout, stderr)
+		if err != nil {
+			return err
+		}
+		out.Runs = append(out.Runs, rep)
 	}
 	return writeFiles(c, out, stdout)
 }
@@ -214,9 +242,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // measure runs the load once against riskd or a fresh in-process floor.
 func measure(ctx context.Context, c config, src load.Source, target, runID string, stdout, stderr io.Writer) (*load.Report, error) {
 	url, token := c.server, c.token
-	if target == "floor" && c.floorServer != "" {
+	switch {
+	case target == "floor" && c.floorServer != "":
 		url = c.floorServer
-	} else if target == "floor" {
+	case target == "floor" && c.floorInProcess:
 		token = "floor-token"
 		f, err := load.StartFloor(load.FloorOptions{Token: token})
 		if err != nil {
@@ -224,7 +253,15 @@ func measure(ctx context.Context, c config, src load.Source, target, runID strin
 		}
 		defer f.Close()
 		url = f.URL
-	} else if token == "" {
+	case target == "floor":
+		token = "floor-token"
+		u, stop, err := floorProcess(ctx, token, stderr)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		url = u
+	case token == "":
 		t, err := load.ServiceToken(c.dataDir)
 		if err != nil {
 			return nil, fmt.Errorf("%w (or pass --token)", err)
@@ -358,11 +395,55 @@ func writeFile(path string, fn func(io.Writer) error) error {
 	return f.Close()
 }
 
-func serveFloor(ctx context.Context, c config, stderr io.Writer) error {
+// floorProcess runs the floor in a child riskbench process, so that, like
+// riskd, it has a process (and a Go runtime) of its own rather than sharing
+// the load generator's: on a busy machine that is what makes the two
+// comparable. It returns the floor's URL and a func that stops it.
+//
+// Only the riskbench binary itself may be re-executed: a test binary given
+// "serve-floor" would run its tests again (and spawn again), so under go test
+// and inside a floor child this refuses.
+func floorProcess(ctx context.Context, token string, stderr io.Writer) (string, func(), error) {
+	if testing.Testing() || os.Getenv(floorChildEnv) != "" {
+		return "", nil, errors.New("floor process: not from a test binary or a floor child; use --floor-inprocess")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("floor process: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe, "serve-floor", "--listen", "127.0.0.1:0", "--token", token)
+	cmd.Env = append(os.Environ(), floorChildEnv+"=1")
+	cmd.Stderr = stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, fmt.Errorf("floor process: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("floor process: %w", err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}
+	// The child's first line on stdout is its URL.
+	line, err := bufio.NewReader(pipe).ReadString('\n')
+	url := strings.TrimSpace(line)
+	if err != nil || !strings.HasPrefix(url, "http://") {
+		stop()
+		return "", nil, fmt.Errorf("floor process did not start (%q): %v; try --floor-inprocess", url, err)
+	}
+	return url, stop, nil
+}
+
+// floorChildEnv marks a floor child process.
+const floorChildEnv = "RISKBENCH_FLOOR_CHILD"
+
+func serveFloor(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	f, err := load.StartFloor(load.FloorOptions{Addr: c.listen, Token: c.token})
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(stdout, f.URL)
 	fmt.Fprintf(stderr, "riskbench: transport floor serving RiskService at %s (Connect, gRPC, gRPC-Web; HTTP/1.1 and h2c)\n", f.URL)
 	select {
 	case <-ctx.Done():

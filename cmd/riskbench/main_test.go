@@ -17,8 +17,8 @@ func TestFloorCommandWritesReportAndPlots(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"builtin-closed", []string{"floor", "--workload", "builtin", "--pregen", "0", "--clients", "2"}},
-		{"bench-open-grpc", []string{"floor", "--workload", "bench", "--pregen", "200", "--accounts", "1000", "--rate", "100/s", "--protocol", "grpc"}},
+		{"builtin-closed", []string{"floor", "--floor-inprocess", "--workload", "builtin", "--pregen", "0", "--clients", "2"}},
+		{"bench-open-grpc", []string{"floor", "--floor-inprocess", "--workload", "bench", "--pregen", "200", "--accounts", "1000", "--rate", "100/s", "--protocol", "grpc"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -63,7 +63,7 @@ func TestCompareFloorAgainstAServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	args := []string{"--server", f.URL, "--data-dir", dir, "--compare-floor", "--workload", "builtin", "--pregen", "100",
+	args := []string{"--server", f.URL, "--data-dir", dir, "--compare-floor", "--floor-inprocess", "--workload", "builtin", "--pregen", "100",
 		"--clients", "2", "--duration", "300ms", "--warmup", "0s", "--quiet"}
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -87,5 +87,15 @@ func TestBadFlags(t *testing.T) {
 		if err := run(context.Background(), append(args, "--quiet", "--workload", "builtin", "--pregen", "0"), &stdout, &stderr); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// Under go test, the floor must never be a child process: the child would be
+// this test binary, running the tests again.
+func TestFloorProcessRefusedInTests(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"floor", "--workload", "builtin", "--pregen", "0", "--duration", "100ms", "--quiet"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--floor-inprocess") {
+		t.Fatalf("err %v, want a refusal pointing at --floor-inprocess", err)
 	}
 }
