@@ -68,6 +68,21 @@ type Progress struct {
 	LastSecondUS int64 // p99 of ok answers scheduled in the last whole second
 }
 
+// Validate reports options that cannot make a run.
+func (o Options) Validate() error {
+	switch {
+	case o.Source == nil:
+		return ErrNoSource
+	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
+		return fmt.Errorf("load: rate %v: want a non-negative number", o.Rate)
+	case o.Clients < 0 || o.MaxInflight < 0:
+		return errors.New("load: clients and max in flight must not be negative")
+	case o.Duration < 0 || o.Warmup < 0 || o.Timeout < 0:
+		return errors.New("load: durations must not be negative")
+	}
+	return nil
+}
+
 func (o *Options) defaults() {
 	if o.Clients <= 0 {
 		o.Clients = 16
@@ -157,8 +172,8 @@ func (r *run) do(ctx context.Context, sched time.Time) bool {
 // It returns early, with what it measured, when ctx ends or the source runs
 // dry.
 func Run(ctx context.Context, client Evaluator, opts Options) (*Report, error) {
-	if opts.Source == nil {
-		return nil, ErrNoSource
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	opts.defaults()
 	ctx, cancel := context.WithCancel(ctx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -145,7 +146,7 @@ func (s *RandomSource) Next() (*riskv1.Event, bool) {
 // sequence number (so reruns never hit riskd's idempotency store) and
 // occurred_at is the send time.
 func stamp(ev *riskv1.Event, runID string, seq int64, now time.Time) {
-	ev.EventId = runID + "-" + fmt.Sprint(seq)
+	ev.EventId = runID + "-" + strconv.FormatInt(seq, 10)
 	ev.OccurredAt = timestamppb.New(now)
 }
 
