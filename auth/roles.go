@@ -71,11 +71,13 @@ var policy = map[string][]Role{
 	"/risk.v1.DecisionLogService/ExplainDecision": {RoleAnalyst, RoleSubject},
 	"/risk.v1.DecisionLogService/ExportSubject":   {RoleSubject},
 
-	"/risk.v1.RulesService/":          {RoleAnalyst},
-	"/risk.v1.ListsService/":          {RoleAnalyst},
-	"/risk.v1.LabelsService/":         {RoleAnalyst},
-	"/risk.v1.LabelsService/PutLabel": {RoleService, RoleAnalyst},
-	"/risk.v1.FeaturesService/":       {RoleAnalyst},
+	"/risk.v1.RulesService/": {RoleAnalyst},
+	"/risk.v1.ListsService/": {RoleAnalyst},
+	// The mobile app's back end fetches the exported bloom filter.
+	"/risk.v1.ListsService/ExportList": {RoleService, RoleAnalyst},
+	"/risk.v1.LabelsService/":          {RoleAnalyst},
+	"/risk.v1.LabelsService/PutLabel":  {RoleService, RoleAnalyst},
+	"/risk.v1.FeaturesService/":        {RoleAnalyst},
 }
 
 // adminScope is the procedure prefix admin may call.
