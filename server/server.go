@@ -16,6 +16,7 @@ import (
 
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/auth"
+	"github.com/riskd/riskd/console"
 	"github.com/riskd/riskd/engine"
 )
 
@@ -108,7 +109,12 @@ func NewHandler(opts Options) (http.Handler, error) {
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return mux, nil
+	// The browser pages (console for analysts, appeal page for subjects);
+	// Protect refuses cross-site browser calls to the API.
+	pages := console.Handler(console.Options{Auth: opts.Auth})
+	mux.Handle("/console/", pages)
+	mux.Handle("/appeal/", pages)
+	return console.Protect(mux), nil
 }
 
 // ServeOptions tune how Serve listens.
