@@ -231,6 +231,13 @@ func verify(r pebble.Reader, from string) (VerifyReport, error) {
 		return rep, ce
 	}
 	var prev [32]byte
+	// After retention deleted the oldest entries, the chain starts at its
+	// base, seeded with the hash of the entry before it (see retention.go).
+	base, _, err := readBase(r)
+	if err != nil {
+		return rep, err
+	}
+	rep.FirstSeq, prev = base.seq, base.prev
 	if from != "" {
 		id, err := ulid.ParseStrict(from)
 		if err != nil {
@@ -249,7 +256,7 @@ func verify(r pebble.Reader, from string) (VerifyReport, error) {
 			return broken(&ChainError{Seq: rec.seq, Kind: KindDecision, DecisionID: from, Reason: "record unreadable"})
 		}
 		rep.FirstSeq = rec.seq
-		if rec.seq > 1 {
+		if rec.seq > base.seq {
 			v, c, err := r.Get(chainKey(rec.seq - 1))
 			if errors.Is(err, pebble.ErrNotFound) {
 				return broken(&ChainError{Seq: rec.seq - 1, Reason: "entry missing"})

@@ -57,6 +57,8 @@ type Engine struct {
 	ingestSem   *weighted
 	writeStalls atomic.Int64
 
+	priv privacy // retention sweeps and the access audit (retention.go, audit.go)
+
 	stop   context.CancelFunc
 	bg     sync.WaitGroup
 	closed atomic.Bool
@@ -69,7 +71,7 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, clock: opts.Clock, log: opts.Logger}
 	var err error
-	e.norm, err = ingest.New(ingest.Options{PseudonymKey: opts.PseudonymKey, Clock: opts.Clock, MaxEventAge: opts.MaxEventAge})
+	e.norm, err = ingest.New(ingest.Options{PseudonymKey: opts.PseudonymKey, OldKeys: opts.OldPseudonymKeys, Clock: opts.Clock, MaxEventAge: opts.MaxEventAge})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -216,8 +218,10 @@ func (e *Engine) sweepLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := e.features.Sweep(e.clock.Now()); err != nil {
-				e.log.Warn("feature sweep failed", "err", err)
+			// Retention: expired events, decisions, appeals, audit and
+			// device profiles, then unreachable feature state.
+			if _, err := e.SweepRetention(e.clock.Now()); err != nil {
+				e.log.Warn("retention sweep failed", "err", err)
 			}
 		}
 	}
@@ -232,9 +236,13 @@ func (e *Engine) seenKey(eventID string) []byte {
 }
 
 // lookupSeen returns the decision stored for an event id, (nil, true) for an
-// event ingested without a decision, and (nil, false) for a new event.
-func (e *Engine) lookupSeen(key []byte) (*riskv1.Decision, bool, error) {
+// event ingested without a decision, and (nil, false) for a new event. key
+// is seenKey(eventID); during a key rotation a miss tries the old keys.
+func (e *Engine) lookupSeen(key []byte, eventID string) (*riskv1.Decision, bool, error) {
 	v, closer, err := e.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		v, closer, err = e.lookupSeenOld(eventID)
+	}
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}

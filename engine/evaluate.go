@@ -89,7 +89,7 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 // evaluateLeader answers for the first request of an event id. handedOff
 // reports that the pipeline, still committing, will release the event id.
 func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byte, arrived, deadline time.Time, r *run) (d *riskv1.Decision, err error, handedOff bool) {
-	prev, seen, err := e.lookupSeen(key)
+	prev, seen, err := e.lookupSeen(key, ev.EventID)
 	switch {
 	case err != nil:
 		e.log.Error("idempotency lookup failed", "err", err)

@@ -80,7 +80,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 			continue
 		}
 		calls = append(calls, held{string(key), c})
-		_, seen, err := e.lookupSeen(key)
+		_, seen, err := e.lookupSeen(key, ev.EventID)
 		if err != nil {
 			_ = b.Close()
 			release(err)

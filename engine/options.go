@@ -23,6 +23,13 @@ type Options struct {
 	FS vfs.FS
 	// PseudonymKey keys the HMAC that replaces identifiers. Required, ≥ 16 bytes.
 	PseudonymKey []byte
+	// OldPseudonymKeys are the keys that were current before a rotation,
+	// newest first: new data uses PseudonymKey, lookups also try these (see
+	// README "Key rotation").
+	OldPseudonymKeys [][]byte
+	// Retention is how long each class of stored record is kept; zero
+	// fields mean the defaults (see Retention).
+	Retention Retention
 	// Catalog is the feature catalog; default features.DefaultCatalog().
 	Catalog *features.Catalog
 	// Rules is the rule set to start with; default rules.Default().
@@ -127,6 +134,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxIngestEvents <= 0 {
 		o.MaxIngestEvents = DefaultMaxIngestEvents
+	}
+	if err := o.Retention.ensureDefaults(o.MaxEventAge); err != nil {
+		return err
 	}
 	o.Clock = clock.Or(o.Clock)
 	if o.Logger == nil {

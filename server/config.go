@@ -53,6 +53,15 @@ type Config struct {
 
 	OverturnAlert   float64
 	OverturnMinHits int64
+
+	// PseudonymKey is the HMAC key of pseudonyms from RISKD_PSEUDONYM_KEY
+	// (never a flag: flags show in ps); PseudonymKeyFile and
+	// PseudonymOldKeysFile name files. See PseudonymKeys.
+	PseudonymKey         string
+	PseudonymKeyFile     string
+	PseudonymOldKeysFile string
+	// Retention per class (zero: the engine's defaults).
+	Retention engine.Retention
 }
 
 // failModesFlag parses "payment=review,login=allow".
@@ -145,6 +154,13 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.IntVar(&c.MaxStreams, "max-streams", 256, "concurrent HTTP/2 streams per connection at most")
 	fs.Float64Var(&c.OverturnAlert, "overturn-alert", DefaultOverturnAlert, "flag (and log) a rule when more than this share of its hits were overturned on appeal")
 	fs.Int64Var(&c.OverturnMinHits, "overturn-min-hits", DefaultOverturnMinHits, "hits a rule needs before its overturn rate is flagged")
+	fs.StringVar(&c.PseudonymKeyFile, "pseudonym-key-file", "", "file holding the pseudonym HMAC key (default: RISKD_PSEUDONYM_KEY, else credentials.json's pseudonym_key)")
+	fs.StringVar(&c.PseudonymOldKeysFile, "pseudonym-old-keys-file", "", "file of keys current before a rotation, one a line, newest first: lookups still find data written under them")
+	fs.DurationVar(&c.Retention.Events, "retention-events", engine.DefaultRetainEvents, "how long stored events and their idempotency keys are kept")
+	fs.DurationVar(&c.Retention.Decisions, "retention-decisions", engine.DefaultRetainDecisions, "how long decision records, their chain entries and labels are kept")
+	fs.DurationVar(&c.Retention.Appeals, "retention-appeals", engine.DefaultRetainAppeals, "how long appeals are kept after filing")
+	fs.DurationVar(&c.Retention.Audit, "retention-audit", engine.DefaultRetainAudit, "how long the access audit is kept")
+	fs.DurationVar(&c.Retention.DeviceProfiles, "retention-device-profiles", engine.DefaultRetainDeviceProfiles, "how long a device's last DEVICE_REPORT profile is kept")
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "riskd: the riskd security-risk and anti-fraud scoring server.\n\n")
 		fmt.Fprintf(usage, "Usage: riskd [flags]\n\nEvery flag can also be set by an environment variable (shown) or a key in\nthe --config YAML file (the flag's name). Flags beat the environment, which\nbeats the file.\n\n")
@@ -203,6 +219,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 		return c, err
 	}
 	c.FailModes = fm.m
+	c.PseudonymKey = getenv("RISKD_PSEUDONYM_KEY")
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("log-format: %q: want text or json", c.LogFormat)
 	}

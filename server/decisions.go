@@ -11,7 +11,6 @@ import (
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/engine"
-	"github.com/riskd/riskd/ingest"
 )
 
 // Page sizes of list calls.
@@ -80,7 +79,7 @@ func (s *decisionService) ListDecisions(ctx context.Context, req *connect.Reques
 	case size == 0:
 		size = defaultPageSize
 	}
-	ds, next, err := s.eng.Decisions().ListByAccount(s.eng.Normalizer().Pseudonym(ingest.KindAccount, account), size, req.Msg.GetPageToken())
+	ds, next, err := s.eng.ListDecisions(account, size, req.Msg.GetPageToken())
 	if err != nil {
 		return nil, connectError(ctx, s.log, "", err)
 	}

@@ -71,11 +71,17 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 			return fmt.Errorf("feature catalog: %w", err)
 		}
 	}
+	key, oldKeys, err := PseudonymKeys(c, creds)
+	if err != nil {
+		return err
+	}
 	m := newMetrics()
 	eopts := engine.Options{
+		OldPseudonymKeys: oldKeys,
+		Retention:        c.Retention,
 		Observer:     m,
 		DataDir:      c.DataDir,
-		PseudonymKey: []byte(creds.PseudonymKey),
+		PseudonymKey: key,
 		Catalog:      catalog,
 		MaxEventAge:  c.MaxEventAge,
 		Budget:       c.Budget,

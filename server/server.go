@@ -67,6 +67,7 @@ var services = []string{
 	riskv1connect.AppealServiceName,
 	riskv1connect.DecisionLogServiceName,
 	riskv1connect.LabelsServiceName,
+	riskv1connect.AdminServiceName,
 }
 
 // NewHandler returns the HTTP handler that serves every service.
@@ -85,7 +86,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	}
 	log := opts.Logger
 	handlerOpts := []connect.HandlerOption{
-		connect.WithInterceptors(metricsInterceptor{opts.metrics}, newAuthInterceptor(opts, log)),
+		connect.WithInterceptors(metricsInterceptor{opts.metrics}, newAuthInterceptor(opts, log), newAuditInterceptor(opts.Engine)),
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 	}
 	mux := http.NewServeMux()
@@ -103,6 +104,7 @@ func NewHandler(opts Options) (http.Handler, error) {
 	mux.Handle(riskv1connect.NewAppealServiceHandler(&appealService{eng: opts.Engine, log: log, alert: alert}, handlerOpts...))
 	mux.Handle(riskv1connect.NewDecisionLogServiceHandler(newDecisionLogService(opts.Engine, log, alert), handlerOpts...))
 	mux.Handle(riskv1connect.NewLabelsServiceHandler(&labelsService{eng: opts.Engine, log: log}, handlerOpts...))
+	mux.Handle(riskv1connect.NewAdminServiceHandler(&adminService{eng: opts.Engine, log: log}, handlerOpts...))
 
 	checker := grpchealth.NewStaticChecker(services...)
 	mux.Handle(grpchealth.NewHandler(checker))
