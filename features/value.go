@@ -4,7 +4,8 @@ package features
 // feature does not apply to the event (another type, its where filter is
 // false, or a key field is missing); Present is false when it applies but
 // has no value yet (no previous login, no previous location). Only the field
-// matching the feature's Kind is meaningful.
+// matching the feature's Kind is meaningful. Build values with IntValue,
+// FloatValue, BoolValue or Absent: they record the kind that Any needs.
 type Value struct {
 	Applicable bool
 	Present    bool
