@@ -35,7 +35,7 @@ func (e *Engine) Ingest(ctx context.Context, events []*riskv1.Event) ([]IngestRe
 // engine's ingest capacity (Options.MaxIngestEvents) per event, waiting while
 // other ingests hold it: that wait is the backpressure a slow store puts on
 // senders. ctx bounds only that wait. The returned function must be called
-// exactly once; it gives the capacity back.
+// at most once; the capacity is given back when the commit is done.
 func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait func() ([]IngestResult, error), err error) {
 	units, err := e.ingestSem.acquire(ctx, int64(len(events)))
 	if err != nil {
@@ -126,10 +126,16 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		release(err)
 		return nil, err
 	}
-	return func() ([]IngestResult, error) {
+	// Settle as soon as the commit is done, not when the caller asks: the
+	// caller may itself be waiting for the capacity this batch holds.
+	settled := make(chan error, 1)
+	go func() {
 		err := <-r.done
 		release(err)
-		if err != nil {
+		settled <- err
+	}()
+	return func() ([]IngestResult, error) {
+		if err := <-settled; err != nil {
 			return nil, err
 		}
 		return results, nil
