@@ -10,6 +10,7 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/decisions"
+	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/internal/keys"
 )
@@ -77,4 +78,13 @@ func (e *Engine) ListDecisions(account string, pageSize int, pageToken string) (
 		}
 	}
 	return out, "", nil
+}
+
+// featureAliases is what the feature store reads old state under during a
+// rotation: the event's pseudonyms under each old key; nil without one.
+func (e *Engine) featureAliases() func(*event.Event) []event.Pseudonyms {
+	if len(e.opts.OldPseudonymKeys) == 0 {
+		return nil
+	}
+	return e.norm.OldPseudonyms
 }

@@ -42,6 +42,9 @@ type Options struct {
 	// Lateness is the oldest event (relative to now) the store must still
 	// count correctly; it should equal ingest's MaxEventAge. Default 24h.
 	Lateness time.Duration
+	// Aliases returns an event's pseudonyms under the keys of a rotation
+	// (ingest's OldPseudonyms); nil when none is under way. See rotation.go.
+	Aliases func(ev *event.Event) []event.Pseudonyms
 }
 
 // DefaultCacheEntries is the default Options.CacheEntries.
@@ -59,6 +62,7 @@ type Store struct {
 	lists    ListMatcher
 	clock    clock.Clock
 	lateness time.Duration
+	aliases  func(ev *event.Event) []event.Pseudonyms
 	cache    *cache
 	locks    [stripes]sync.Mutex
 	vms      sync.Pool
@@ -84,6 +88,7 @@ func Open(opts Options) (*Store, error) {
 		lists:    opts.Lists,
 		clock:    clock.Or(opts.Clock),
 		lateness: opts.Lateness,
+		aliases:  opts.Aliases,
 		cache:    newCache(opts.CacheEntries),
 	}
 	s.vms.New = func() any { return new(vm.VM) }
@@ -151,6 +156,7 @@ type work struct {
 	env     any
 	op      []byte
 	stripes []int
+	alias   [][][]byte // per plan: the entity keys of a rotation's old keys (rotation.go)
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -216,6 +222,7 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 	w.env = nil
 	w.buf = w.buf[:0]
 	w.stripes = w.stripes[:0]
+	w.alias = w.alias[:0]
 	t := ev.OccurredAt.UnixNano()
 	// Entity keys first, into one buffer; slices are taken once it stops growing.
 	type span struct{ a, b, oa, ob int }
@@ -316,7 +323,7 @@ func (s *Store) unlock(w *work) {
 }
 
 // load returns the entry for key from the cache or the DB.
-func (s *Store) load(key []byte, pinIt bool, pend *Pending) (*entry, uint64, error) {
+func (s *Store) load(key []byte, pinIt bool, pend *Pending, alias [][]byte) (*entry, uint64, error) {
 	h := xxhash.Sum64(key)
 	if e := s.cache.get(h, key, pinIt); e != nil {
 		if pinIt {
@@ -336,6 +343,9 @@ func (s *Store) load(key []byte, pinIt bool, pend *Pending) (*entry, uint64, err
 		if err != nil {
 			return nil, 0, fmt.Errorf("features: state %x: %w", key, err)
 		}
+	}
+	if err := s.mergeAliases(e, key, alias); err != nil {
+		return nil, 0, err
 	}
 	s.cache.put(h, e, pinIt)
 	if pinIt {
@@ -364,13 +374,13 @@ func (s *Store) loadAll(w *work, pend *Pending) error {
 		}
 		var err error
 		p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
-		if p.cur, p.curH, err = s.load(p.curKey, pend != nil, pend); err != nil {
+		if p.cur, p.curH, err = s.load(p.curKey, pend != nil, pend, w.aliasesOf(si)); err != nil {
 			return err
 		}
 		p.prev = nil
 		if needPrev {
 			p.prevKey = s.appendKey(p.prevKey[:0], st, prevP, p.ent)
-			if p.prev, _, err = s.load(p.prevKey, false, nil); err != nil {
+			if p.prev, _, err = s.load(p.prevKey, false, nil, w.aliasesOf(si)); err != nil {
 				return err
 			}
 		}
@@ -531,6 +541,9 @@ func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error
 	if err := s.prepare(w, ev, false); err != nil {
 		return nil, nil, err
 	}
+	if err := s.prepareAliases(w, ev); err != nil {
+		return nil, nil, err
+	}
 	pend := &Pending{pins: make([]pin, 0, len(w.plans))}
 	s.lock(w)
 	if err := s.loadAll(w, pend); err != nil {
@@ -566,6 +579,9 @@ func (s *Store) Read(ev *event.Event) (Vector, error) {
 	w := workPool.Get().(*work)
 	defer workPool.Put(w)
 	if err := s.prepare(w, ev, false); err != nil {
+		return nil, err
+	}
+	if err := s.prepareAliases(w, ev); err != nil {
 		return nil, err
 	}
 	s.lock(w)

@@ -96,7 +96,18 @@ func TestKeyRotation(t *testing.T) {
 	if again.GetDecisionId() != d1.GetDecisionId() {
 		t.Errorf("retry after rotation decided anew: %s, want %s", again.GetDecisionId(), d1.GetDecisionId())
 	}
-	s.evaluate(loginEvent("rot-3", "acct-rot", "dev-rot", true, now))
+	d3 := s.evaluate(loginEvent("rot-3", "acct-rot", "dev-rot", false, now))
+	// Feature state written under key A counts: two failures, a known device.
+	if f := d3.GetFeatures(); f["login_failures_account_10m"].GetNumberValue() != 2 || !f["account_device_seen_before"].GetBoolValue() {
+		t.Errorf("features after rotation: failures %v, device seen %v; want 2 and true",
+			f["login_failures_account_10m"], f["account_device_seen_before"])
+	}
+	// And they keep counting on top of the new key's state.
+	s.evaluate(loginEvent("rot-4", "acct-rot", "dev-rot", true, now))
+	d5 := s.evaluate(loginEvent("rot-5", "acct-rot", "dev-rot", false, now))
+	if got := d5.GetFeatures()["login_failures_account_10m"].GetNumberValue(); got != 3 {
+		t.Errorf("failures after one more under the new key = %v, want 3", got)
+	}
 
 	// Every decision, new key first, across pages of one.
 	var ids []string
@@ -114,14 +125,14 @@ func TestKeyRotation(t *testing.T) {
 			break
 		}
 	}
-	if strings.Join(ids, ",") != "rot-3,rot-2,rot-1" {
-		t.Errorf("decisions after rotation = %v, want rot-3,rot-2,rot-1", ids)
+	if strings.Join(ids, ",") != "rot-5,rot-4,rot-3,rot-2,rot-1" {
+		t.Errorf("decisions after rotation = %v, want rot-5 .. rot-1", ids)
 	}
 	// A subject sees their old decisions too.
 	res, err := s.decisions(protoConnect, s.subjectToken("acct-rot")).ListDecisions(context.Background(),
 		connect.NewRequest(&riskv1.ListDecisionsRequest{}))
-	if err != nil || len(res.Msg.GetDecisions()) != 3 {
-		t.Errorf("subject's decisions after rotation: %d, %v; want 3", len(res.Msg.GetDecisions()), err)
+	if err != nil || len(res.Msg.GetDecisions()) != 5 {
+		t.Errorf("subject's decisions after rotation: %d, %v; want 5", len(res.Msg.GetDecisions()), err)
 	}
 	// The export finds the events of both keys.
 	exp, err := s.admin(s.creds.Admin).ExportSubjectData(context.Background(), connect.NewRequest(&riskv1.ExportSubjectDataRequest{AccountId: "acct-rot"}))
@@ -135,8 +146,8 @@ func TestKeyRotation(t *testing.T) {
 	if err := json.Unmarshal([]byte(exp.Msg.GetJson()), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Events) != 3 || len(doc.Decisions) != 3 {
-		t.Errorf("export after rotation: %d events, %d decisions; want 3 and 3", len(doc.Events), len(doc.Decisions))
+	if len(doc.Events) != 5 || len(doc.Decisions) != 5 {
+		t.Errorf("export after rotation: %d events, %d decisions; want 5 and 5", len(doc.Events), len(doc.Decisions))
 	}
 	// New data is under key B only.
 	if strings.Contains(string(doc.Events[len(doc.Events)-1]), pA) {

@@ -77,8 +77,6 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 	}
 	m := newMetrics()
 	eopts := engine.Options{
-		OldPseudonymKeys: oldKeys,
-		Retention:        c.Retention,
 		Observer:     m,
 		DataDir:      c.DataDir,
 		PseudonymKey: key,
@@ -91,6 +89,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 		Clock:        hooks.Clock,
 		Logger:       log,
 	}
+	eopts.OldPseudonymKeys, eopts.Retention = oldKeys, c.Retention
 	if hooks.Engine != nil {
 		hooks.Engine(&eopts)
 	}
