@@ -3,7 +3,7 @@ package console_test
 import (
 	"context"
 	"flag"
-	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/internal/testserver"
 )
 
@@ -39,7 +42,7 @@ func chromiumPath() string {
 // browser is one headless Chromium with a fresh profile; tabs share it.
 type browser struct {
 	t        *testing.T
-	alloc    context.Context
+	alloc    context.Context // the browser's first tab; new tabs open beside it
 	mu       sync.Mutex
 	requests []string // every URL the pages requested, to prove tokens never appear
 }
@@ -70,7 +73,13 @@ func newBrowser(t *testing.T) *browser {
 	)
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
-	return &browser{t: t, alloc: alloc}
+	// The first context starts the browser; tabs open in it.
+	root, cancelRoot := chromedp.NewContext(alloc)
+	t.Cleanup(cancelRoot)
+	if err := chromedp.Run(root); err != nil {
+		t.Fatalf("starting chromium (%s): %v", path, err)
+	}
+	return &browser{t: t, alloc: root}
 }
 
 // tab opens a new tab (its own sessionStorage) of the given width and
@@ -109,10 +118,14 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	// Background tabs are throttled and do not paint: act on the front one.
+	actions = append([]chromedp.Action{page.BringToFront()}, actions...)
 	if err := chromedp.Run(tctx, actions...); err != nil {
-		var body string
-		_ = chromedp.Run(ctx, chromedp.Text("body", &body, chromedp.ByQuery))
-		t.Fatalf("%s: %v\npage text:\n%s", what, err, body)
+		var body, loc string
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_ = chromedp.Run(dctx, chromedp.Location(&loc), chromedp.Text("body", &body, chromedp.ByQuery))
+		t.Fatalf("%s: %v\nat %s, page text:\n%s", what, err, loc, body)
 	}
 }
 
@@ -186,4 +199,28 @@ func noTokenInURLs(t *testing.T, b *browser, tokens ...string) {
 	}
 }
 
-var _ = fmt.Sprintf
+// bearer sends a token on every unary call of a Connect client.
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", "Bearer "+string(b))
+		return next(ctx, req)
+	}
+}
+
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+func appealsClient(s *testserver.Server, token string) riskv1connect.AppealServiceClient {
+	return riskv1connect.NewAppealServiceClient(http.DefaultClient, s.URL, connect.WithInterceptors(bearer(token)))
+}
+
+func rulesClient(s *testserver.Server, token string) riskv1connect.RulesServiceClient {
+	return riskv1connect.NewRulesServiceClient(http.DefaultClient, s.URL, connect.WithInterceptors(bearer(token)))
+}

@@ -291,9 +291,11 @@ async function showDecision(id) {
   const happened = (t.happened[x.outcome] || t.happened.OUTCOME_REVIEW)(ev);
   const reasons = x.reasons || [];
   const cats = x.dataCategories || [];
+  const reversed = (x.appeals || []).some((a) => a.status === 'APPEAL_STATUS_OVERTURNED');
   const what = h('section', { class: 'section', id: 'what' },
     h('h2', null, t.what),
-    h('div', { class: 'headline' }, h('div', { class: 'big' }, happened), outcomeBadge(x.outcome)),
+    h('div', { class: 'headline' }, h('div', { class: 'big' }, happened),
+      h('div', { class: 'tags' }, outcomeBadge(x.outcome), reversed ? statusBadge('APPEAL_STATUS_OVERTURNED') : null)),
     h('p', { class: 'muted small' }, t.decidedOn(fmtTime(x.decidedAt, locale()))),
     x.fullyAutomated ? h('p', { class: 'small' }, t.automated) : null,
     x.degraded ? h('div', { class: 'alert info' }, t.degraded) : null);

@@ -95,3 +95,52 @@ export async function whoami() {
   if (!res.ok) throw new APIError(String(res.status), res.statusText, res.status);
   return res.json();
 }
+
+// clientStream sends a client-streaming Connect call: every message in
+// one request body as enveloped JSON frames, and reads the single
+// response (or the end-of-stream error).
+export async function clientStream(service, method, messages) {
+  const enc = new TextEncoder();
+  const frames = messages.map((m) => {
+    const data = enc.encode(JSON.stringify(m));
+    const f = new Uint8Array(5 + data.length);
+    new DataView(f.buffer).setUint32(1, data.length);
+    f.set(data, 5);
+    return f;
+  });
+  let res;
+  try {
+    res = await fetch(`/risk.v1.${service}/${method}`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/connect+json',
+        'Connect-Protocol-Version': '1',
+        'Authorization': 'Bearer ' + token(),
+        'X-CSRF-Token': csrfToken(),
+      },
+      body: new Blob(frames),
+      credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer',
+    });
+  } catch (e) {
+    throw new APIError('unavailable', 'riskd cannot be reached: ' + e.message, 0);
+  }
+  const buf = new Uint8Array(await res.arrayBuffer());
+  if (!res.ok) {
+    let data = {};
+    try { data = JSON.parse(new TextDecoder().decode(buf)); } catch { /* not JSON */ }
+    throw new APIError(data.code || String(res.status), data.message || res.statusText, res.status);
+  }
+  let msg = null;
+  for (let off = 0; off + 5 <= buf.length;) {
+    const flags = buf[off];
+    const len = new DataView(buf.buffer, buf.byteOffset + off + 1, 4).getUint32(0);
+    const body = JSON.parse(new TextDecoder().decode(buf.subarray(off + 5, off + 5 + len)) || '{}');
+    off += 5 + len;
+    if (flags & 2) {
+      if (body.error) throw new APIError(body.error.code || 'unknown', body.error.message || body.error.code, res.status);
+    } else {
+      msg = body;
+    }
+  }
+  return msg || {};
+}
