@@ -18,6 +18,7 @@ import (
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/features/lists"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/internal/clock"
 	"github.com/riskd/riskd/internal/keys"
@@ -48,7 +49,11 @@ type Engine struct {
 	decisions *decisions.Log
 	committer *committer
 
-	rules atomic.Pointer[rules.Set]
+	// rules, when set, overrides the rules store's live set (Options.Rules,
+	// SetRules); nil lets ruleStore's live set decide.
+	rules     atomic.Pointer[rules.Set]
+	ruleStore *rules.Store
+	lst       *lists.Lists
 
 	inflight inflight
 	// slots bounds evaluations under way; a full channel sheds.
@@ -75,13 +80,9 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	set := opts.Rules
-	if set == nil {
-		if set, err = rules.Default(); err != nil {
-			return nil, fmt.Errorf("engine: bundled rules: %w", err)
-		}
+	if opts.Rules != nil {
+		e.rules.Store(opts.Rules)
 	}
-	e.rules.Store(set)
 
 	listener := pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
@@ -116,13 +117,29 @@ func Open(opts Options) (*Engine, error) {
 		_ = e.db.Close()
 		return nil, err
 	}
+	// Lists pseudonymize identifier values with the ingest kinds
+	// (ingest.KindAccount ...), so that they match what events carry.
+	e.lst, err = lists.Open(lists.Options{DB: e.db, Pseudonymizer: e.norm, Clock: opts.Clock})
+	if err != nil {
+		return fail(fmt.Errorf("engine: lists: %w", err))
+	}
+	if err := e.lst.EnsureDefaults(); err != nil {
+		return fail(fmt.Errorf("engine: default lists: %w", err))
+	}
 	e.features, err = features.Open(features.Options{
-		DB: e.db, Catalog: opts.Catalog, CacheEntries: opts.CacheEntries,
+		DB: e.db, Catalog: opts.Catalog, Lists: e.lst, CacheEntries: opts.CacheEntries,
 		Clock: opts.Clock, Lateness: opts.MaxEventAge,
-		Aliases: e.featureAliases(),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("engine: features: %w", err))
+	}
+	// Published versions live in the store; the configured files only
+	// bootstrap an empty one.
+	e.ruleStore, err = rules.OpenStore(rules.StoreOptions{
+		DB: e.db, Features: opts.Catalog.Defs(), Clock: opts.Clock, Bootstrap: opts.RuleFiles,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("engine: rules: %w", err))
 	}
 	e.profiles, err = features.OpenProfiles(features.ProfileOptions{DB: e.db, Horizon: opts.DeviceProfileHorizon})
 	if err != nil {
@@ -195,16 +212,41 @@ func (e *Engine) Features() *features.Store { return e.features }
 // Normalizer is the edge's validator and pseudonymizer.
 func (e *Engine) Normalizer() *ingest.Normalizer { return e.norm }
 
-// Rules returns the rule set in force.
-func (e *Engine) Rules() *rules.Set { return e.rules.Load() }
+// Rules returns the rule set in force: the one SetRules or Options.Rules
+// installed, else the rules store's live version.
+func (e *Engine) Rules() *rules.Set {
+	if s := e.rules.Load(); s != nil {
+		return s
+	}
+	return e.ruleStore.Live()
+}
 
 // SetRules swaps the rule set in force atomically: an evaluation uses
-// exactly one set, and none waits for the swap.
+// exactly one set, and none waits for the swap. A set given here overrides
+// the rules store (tests inject sets this way); SetRules(nil) hands control
+// back to the store's live version.
 func (e *Engine) SetRules(s *rules.Set) { e.rules.Store(s) }
 
-// lists is what rules and features consult for named lists; nil until the
-// lists store is wired.
-func (e *Engine) lists() rules.Lists { return nil }
+// RuleStore keeps the published rule-set versions, drafts and their
+// history; publishing, rolling back or changing a mode there changes what
+// Evaluate runs (unless SetRules overrides it).
+func (e *Engine) RuleStore() *rules.Store { return e.ruleStore }
+
+// Clock is the engine's clock (event-time "now"), for handlers that judge
+// expiries the way the engine does.
+func (e *Engine) Clock() clock.Clock { return e.clock }
+
+// Lists is the named lists store rules and features consult.
+func (e *Engine) Lists() *lists.Lists { return e.lst }
+
+// lists is what rules consult for named lists. An untyped nil when there
+// is no store, so that a nil check on the interface works.
+func (e *Engine) lists() rules.Lists {
+	if e.lst == nil {
+		return nil
+	}
+	return e.lst
+}
 
 // Commit runs fn in the committer goroutine, in commit order, and commits
 // what it writes with everything else waiting, synced. Appeals, labels and

@@ -203,7 +203,7 @@ func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arr
 		e.finish(r, result{d: d})
 	}()
 	b := e.db.NewBatch()
-	set := e.rules.Load()
+	set := e.Rules()
 	now := e.clock.Now()
 	d := e.newDecision(ev, stored, now)
 	d.RulesetVersion = set.Version()

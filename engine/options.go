@@ -32,8 +32,13 @@ type Options struct {
 	Retention Retention
 	// Catalog is the feature catalog; default features.DefaultCatalog().
 	Catalog *features.Catalog
-	// Rules is the rule set to start with; default rules.Default().
+	// Rules, when set, is the rule set in force, overriding the rules
+	// store's live version (tests inject compiled sets this way). Default
+	// nil: the store's live version runs.
 	Rules *rules.Set
+	// RuleFiles bootstrap the rules store: published as version v1 when
+	// the store has no version yet. Default rules.BundledFiles().
+	RuleFiles []rules.File
 	// MaxEventAge is the lateness bound: older events are rejected. Default 24h.
 	MaxEventAge time.Duration
 	// Budget bounds Evaluate from arrival to answer. Default 50ms.

@@ -33,6 +33,7 @@ type Config struct {
 	AppealWindow    time.Duration
 	FailModes       map[event.Type]rules.Outcome
 	CatalogFile     string
+	RulesDir        string
 	CacheEntries    int
 	MaxRequestBytes int
 	ShutdownGrace   time.Duration
@@ -136,6 +137,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.DurationVar(&c.AppealWindow, "appeal-window", engine.DefaultAppealWindow, "how long after a decision its subject may appeal")
 	fs.Var(fm, "fail-mode", "fail modes per event type, e.g. login=allow,payment=review (default: login, register, device_report, service_log allow; password_reset, payment, attendance review)")
 	fs.StringVar(&c.CatalogFile, "catalog", "", "feature catalog YAML file (default: the catalog embedded in the binary)")
+	fs.StringVar(&c.RulesDir, "rules", "", "directory of rule YAML files that bootstrap an empty rules store as version v1 (default: the rule set embedded in the binary); later versions come from RulesService")
 	fs.IntVar(&c.CacheEntries, "cache-entries", 0, "hot feature state entries kept in memory (default: the feature store's default)")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", DefaultMaxRequestBytes, "largest request message accepted, in bytes")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGINT/SIGTERM")

@@ -12,7 +12,9 @@ import (
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/features/lists"
 	"github.com/riskd/riskd/ingest"
+	"github.com/riskd/riskd/rules"
 )
 
 // What a caller sees for a bad token or a role it lacks.
@@ -67,6 +69,20 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 		return connect.NewError(connect.CodePermissionDenied, errors.New("you authored or last changed a rule that fired in this decision; another reviewer must resolve it"))
 	case errors.As(err, &mismatch):
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("replay does not reproduce the recorded decision: "+strings.Join(mismatch.Differences, "; ")))
+	case asCompileErrors(err) != nil:
+		return compileError(asCompileErrors(err))
+	case errors.Is(err, rules.ErrInvalid):
+		return connect.NewError(connect.CodeInvalidArgument, errors.New(domainMessage(err, "rules: ")))
+	case errors.Is(err, rules.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New(domainMessage(err, "rules: ")))
+	case errors.Is(err, lists.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New(domainMessage(err, "lists: ")))
+	case errors.Is(err, lists.ErrExists):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New(domainMessage(err, "lists: ")))
+	case errors.Is(err, lists.ErrInvalid):
+		return connect.NewError(connect.CodeInvalidArgument, errors.New(domainMessage(err, "lists: ")))
+	case errors.Is(err, lists.ErrNotExportable):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New(domainMessage(err, "lists: ")))
 	case errors.Is(err, engine.ErrUnknownRuleset):
 		return connect.NewError(connect.CodeNotFound, errors.New("no rule set of that version is known"))
 	case errors.Is(err, engine.ErrNotReplayable):
@@ -84,4 +100,10 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 	}
 	log.ErrorContext(ctx, "internal error", "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// domainMessage is a domain error's text for a client, without the
+// package prefixes (those errors describe the request, not internals).
+func domainMessage(err error, prefix string) string {
+	return strings.ReplaceAll(err.Error(), prefix, "")
 }

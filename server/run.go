@@ -14,6 +14,7 @@ import (
 	"github.com/riskd/riskd/engine"
 	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/rules"
 )
 
 // Hooks lets tests observe and steer a running server. The zero value does
@@ -71,6 +72,15 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 			return fmt.Errorf("feature catalog: %w", err)
 		}
 	}
+	var ruleFiles []rules.File
+	if c.RulesDir != "" {
+		if ruleFiles, err = ReadRuleDir(c.RulesDir); err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		if _, err := rules.Compile(ruleFiles, rules.CompileOptions{Features: catalog.Defs()}); err != nil {
+			return fmt.Errorf("rules in %s: %w", c.RulesDir, err)
+		}
+	}
 	key, oldKeys, err := PseudonymKeys(c, creds)
 	if err != nil {
 		return err
@@ -81,6 +91,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 		DataDir:      c.DataDir,
 		PseudonymKey: key,
 		Catalog:      catalog,
+		RuleFiles:    ruleFiles,
 		MaxEventAge:  c.MaxEventAge,
 		Budget:       c.Budget,
 		AppealWindow: c.AppealWindow,

@@ -68,6 +68,9 @@ var services = []string{
 	riskv1connect.DecisionLogServiceName,
 	riskv1connect.LabelsServiceName,
 	riskv1connect.AdminServiceName,
+	riskv1connect.RulesServiceName,
+	riskv1connect.ListsServiceName,
+	riskv1connect.FeaturesServiceName,
 }
 
 // NewHandler returns the HTTP handler that serves every service.
@@ -105,6 +108,9 @@ func NewHandler(opts Options) (http.Handler, error) {
 	mux.Handle(riskv1connect.NewDecisionLogServiceHandler(newDecisionLogService(opts.Engine, log, alert), handlerOpts...))
 	mux.Handle(riskv1connect.NewLabelsServiceHandler(&labelsService{eng: opts.Engine, log: log}, handlerOpts...))
 	mux.Handle(riskv1connect.NewAdminServiceHandler(&adminService{eng: opts.Engine, log: log}, handlerOpts...))
+	mux.Handle(riskv1connect.NewRulesServiceHandler(&rulesService{eng: opts.Engine, log: log, alert: alert}, handlerOpts...))
+	mux.Handle(riskv1connect.NewListsServiceHandler(&listsService{eng: opts.Engine, log: log}, handlerOpts...))
+	mux.Handle(riskv1connect.NewFeaturesServiceHandler(&featuresService{eng: opts.Engine, log: log}, handlerOpts...))
 
 	checker := grpchealth.NewStaticChecker(services...)
 	mux.Handle(grpchealth.NewHandler(checker))
