@@ -1,0 +1,354 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/bench"
+	"github.com/riskd/riskd/bench/population"
+)
+
+// Benchmarks of the whole in-process evaluation and of the group committer.
+// They run only under -bench:
+//
+//	go test -run '^$' -bench 'Evaluate|GroupCommit' -benchtime 50000x ./engine/
+//	ENGINE_BENCH_RATE=10000 go test -run '^$' -bench EvaluateOpenLoop -benchtime 50000x ./engine/
+//
+// ENGINE_BENCH_ACCOUNTS (default 1,000,000) sizes bench's population (drawn
+// lazily, so a large one costs nothing up front); ENGINE_BENCH_EVENTS
+// (default 50,000) is how many workload events are generated once and
+// replayed (each replay a new event id, stamped now), all of them evaluated
+// once before the clock starts so that the state they touch is warm.
+
+func benchEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func openBenchEngine(tb testing.TB, mod func(*Options)) *Engine {
+	tb.Helper()
+	o := Options{DataDir: tb.TempDir(), PseudonymKey: []byte("bench-pseudonym-key-0123456789"), Logger: quiet}
+	if mod != nil {
+		mod(&o)
+	}
+	e, err := Open(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// workloadEvents returns n events of bench's labelled workload over a
+// population of accounts (devices by bench's default ratio).
+func workloadEvents(tb testing.TB, accounts, n int) []*riskv1.Event {
+	tb.Helper()
+	w, err := bench.New(bench.Options{
+		Seed:       7,
+		Population: population.Options{Accounts: accounts},
+		Duration:   365 * 24 * time.Hour,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]*riskv1.Event, 0, n)
+	for len(out) < n {
+		ev, _, ok := w.Next()
+		if !ok {
+			break
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// restamp returns a new top-level event sharing src's sub-messages (only
+// ever read) with a fresh id and occurred_at: a new event to the engine.
+func restamp(src *riskv1.Event, id string, at time.Time) *riskv1.Event {
+	return &riskv1.Event{
+		EventId: id, Type: src.Type, OccurredAt: timestamppb.New(at),
+		AccountId: src.AccountId, OrgId: src.OrgId,
+		Device: src.Device, Network: src.Network, Location: src.Location,
+		Login: src.Login, Payment: src.Payment, Attendance: src.Attendance, ServiceLog: src.ServiceLog,
+		Attributes: src.Attributes,
+	}
+}
+
+// cpuTime is the process's user+system CPU time: on a shared, loaded
+// machine the work per operation is better measured in CPU than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type evalBench struct {
+	e      *Engine
+	events []*riskv1.Event
+	seq    atomic.Int64
+	run    string
+}
+
+func (eb *evalBench) next() *riskv1.Event {
+	i := eb.seq.Add(1)
+	return restamp(eb.events[int(i)%len(eb.events)], eb.run+strconv.FormatInt(i, 10), time.Now())
+}
+
+// warm evaluates every recorded event once, 64 at a time.
+func (eb *evalBench) warm(tb testing.TB) {
+	var wg sync.WaitGroup
+	work := make(chan struct{})
+	for range 64 {
+		wg.Go(func() {
+			for range work {
+				if _, err := eb.e.Evaluate(context.Background(), eb.next()); err != nil && !errors.Is(err, ErrOverloaded) {
+					tb.Error(err)
+				}
+			}
+		})
+	}
+	for range eb.events {
+		work <- struct{}{}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// shared is the warmed engine every evaluation benchmark in one test binary
+// run uses: testing calls each benchmark body more than once, and warming
+// a large population takes a while. TestMain removes it.
+var shared struct {
+	eb  *evalBench
+	dir string
+}
+
+func newEvalBench(b *testing.B) *evalBench {
+	b.Helper()
+	if shared.eb != nil {
+		return shared.eb
+	}
+	dir, err := os.MkdirTemp("", "engine-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	shared.dir = dir
+	e, err := Open(Options{DataDir: dir, PseudonymKey: []byte("bench-pseudonym-key-0123456789"), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	accounts := benchEnv("ENGINE_BENCH_ACCOUNTS", 1_000_000)
+	eb := &evalBench{
+		e:      e,
+		events: workloadEvents(b, accounts, benchEnv("ENGINE_BENCH_EVENTS", 50_000)),
+		run:    fmt.Sprintf("bench-%d-", time.Now().UnixNano()),
+	}
+	t0 := time.Now()
+	eb.warm(b)
+	fmt.Printf("engine bench: population %d accounts; %d workload events evaluated to warm up in %v\n", accounts, len(eb.events), time.Since(t0))
+	shared.eb = eb
+	return eb
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.eb != nil {
+		_ = shared.eb.e.Close()
+		_ = os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// BenchmarkEvaluate is the whole in-process evaluation: normalize,
+// idempotency check, features read and update, the bundled rules, the
+// decision built, encoded and durably group-committed (synced), from 64
+// goroutines. evals/s is wall-clock throughput; cpu-µs/op the process's CPU
+// per evaluation, which a loaded machine distorts less.
+func BenchmarkEvaluate(b *testing.B) {
+	eb := newEvalBench(b)
+	var degraded, shed atomic.Int64
+	b.SetParallelism(32) // 64 goroutines on two cores: enough to fill group commits
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d, err := eb.e.Evaluate(context.Background(), eb.next())
+			switch {
+			case errors.Is(err, ErrOverloaded):
+				shed.Add(1)
+			case err != nil:
+				b.Error(err)
+				return
+			case d.GetDegraded():
+				degraded.Add(1)
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "evals/s")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
+	b.ReportMetric(float64(degraded.Load())/float64(b.N), "degraded/op")
+	b.ReportMetric(float64(shed.Load())/float64(b.N), "shed/op")
+}
+
+// BenchmarkEvaluateOpenLoop offers b.N evaluations at a fixed arrival rate
+// (ENGINE_BENCH_RATE, default 10,000/s), each in its own goroutine, and
+// reports latency percentiles measured from each one's scheduled arrival, so
+// that queueing behind a slow answer is counted (no coordinated omission).
+func BenchmarkEvaluateOpenLoop(b *testing.B) {
+	eb := newEvalBench(b)
+	rate := benchEnv("ENGINE_BENCH_RATE", 10_000)
+	interval := time.Second / time.Duration(rate)
+	lat := make([]time.Duration, b.N)
+	var degraded, shed atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		sched := start.Add(time.Duration(i) * interval)
+		if d := time.Until(sched); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Go(func() {
+			d, err := eb.e.Evaluate(context.Background(), eb.next())
+			lat[i] = time.Since(sched)
+			switch {
+			case errors.Is(err, ErrOverloaded):
+				shed.Add(1)
+			case err != nil:
+				b.Error(err)
+			case d.GetDegraded():
+				degraded.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	el := time.Since(start)
+	slices.Sort(lat)
+	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))].Microseconds()) / 1e3 }
+	b.ReportMetric(float64(b.N)/el.Seconds(), "evals/s")
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(0.999), "p99.9-ms")
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
+	b.ReportMetric(float64(degraded.Load()+shed.Load())/float64(b.N), "degraded+shed/op")
+}
+
+// BenchmarkGroupCommit measures the committer alone: N goroutines each
+// submitting a decision-sized batch (an idempotency key, a 700-byte record,
+// two index keys) and waiting for its synced group commit.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, n := range []int{1, 8, 64} {
+		b.Run("writers="+strconv.Itoa(n), func(b *testing.B) {
+			db, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: pebbleLogger{quiet}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			c := newCommitter(db, DefaultMaxGroup, func() func() { return func() {} }, nil)
+			defer c.close()
+			val := make([]byte, 700)
+			var seq atomic.Int64
+			b.SetParallelism(max(1, n/2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			b.RunParallel(func(pb *testing.PB) {
+				key := make([]byte, 0, 16)
+				for pb.Next() {
+					i := seq.Add(1)
+					batch := db.NewBatch()
+					for k := byte(0); k < 4; k++ {
+						key = strconv.AppendInt(append(key[:0], 'k', k), i, 10)
+						v := val
+						if k > 1 {
+							v = nil
+						}
+						if err := batch.Set(key, v, nil); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+					if err := c.commit(context.Background(), batch, nil); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			b.ReportMetric(float64(b.N)/float64(max(1, c.groups.Load())), "per-group")
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
+		})
+	}
+}
+
+// An overrun is the fail mode, never an error: with a budget far below what
+// an evaluation takes, every answer is a decision (most degraded), every
+// one encodes (the handler's marshal must not race the pipeline still
+// running on the same event), and a retry of each id returns a decision.
+func TestEvaluateOverrunIsFailModeNotError(t *testing.T) {
+	events := workloadEvents(t, 2000, 300)
+	for _, budget := range []time.Duration{300 * time.Microsecond, time.Millisecond, 3 * time.Millisecond} {
+		t.Run(budget.String(), func(t *testing.T) {
+			e := openBenchEngine(t, func(o *Options) { o.Budget = budget; o.MaxInFlight = 4096 })
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			reasons := map[string]int{}
+			ids := make([]string, len(events))
+			for i, src := range events {
+				ids[i] = "overrun-" + strconv.Itoa(i)
+				wg.Go(func() {
+					d, err := e.Evaluate(context.Background(), restamp(src, ids[i], time.Now()))
+					if err != nil {
+						t.Errorf("event %d: %v", i, err)
+						return
+					}
+					mu.Lock()
+					reasons[d.GetDegradedReason()]++
+					mu.Unlock()
+					if _, err := proto.Marshal(&riskv1.EvaluateResponse{Decision: d}); err != nil {
+						t.Errorf("event %d: encoding the answer: %v", i, err)
+					}
+				})
+			}
+			wg.Wait()
+			if reasons[""] == len(events) {
+				t.Fatalf("no evaluation overran a %v budget: the test exercised nothing", budget)
+			}
+			t.Logf("degraded reasons: %v", reasons)
+			for i, src := range events[:50] {
+				wg.Go(func() {
+					d, err := e.Evaluate(context.Background(), restamp(src, ids[i], time.Now()))
+					if err != nil || d == nil {
+						t.Errorf("retry of event %d: %v, %v", i, d, err)
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
