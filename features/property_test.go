@@ -264,10 +264,11 @@ func bruteVector(cat *Catalog, prior []*event.Event, ev *event.Event) Vector {
 	accountOf := func(e *event.Event) string { return e.P.Account }
 	set := func(name string, v Value) { out[cat.Index(name)] = v }
 
-	if failedLogin(ev) && acct != "" {
+	// Every login reads the failures before it; only failures are counted.
+	if ev.Type == event.Login && acct != "" {
 		set("login_failures_account_10m", IntValue(count(func(e *event.Event) bool { return failedLogin(e) && e.P.Account == acct }, 10*time.Minute)))
 	}
-	if failedLogin(ev) && ipp != "" {
+	if ev.Type == event.Login && ipp != "" {
 		set("login_failures_ip_1h", IntValue(count(func(e *event.Event) bool { return failedLogin(e) && e.P.IP == ipp }, time.Hour)))
 	}
 	if ev.Type == event.Login && ipp != "" {

@@ -128,7 +128,8 @@ func (s *Store) Done(p *Pending, committed bool) {
 // plan is one state's part in one evaluation.
 type plan struct {
 	si      int
-	ok      bool   // applicable
+	ok      bool   // applicable: the event's type reads this state
+	counts  bool   // the event passes the where filter: Apply adds it
 	ent     []byte // entity key (view into work.buf)
 	stripe  int
 	hi      int64 // windowed: granule index of t; last: period of t
@@ -233,16 +234,16 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 		ck, pk := p.curKey, p.prevKey
 		*p = plan{si: si, curKey: ck, prevKey: pk}
 		spans = append(spans, span{})
+		// The type decides what an event reads; the where filter only
+		// whether it counts: a successful login reads the failures before it.
+		counts := true
 		if !ignoreFilters {
 			if st.types != 0 && st.types&(1<<ev.Type) == 0 {
 				continue
 			}
-			ok, err := s.filterTrue(w, ev, st.filter)
-			if err != nil {
+			var err error
+			if counts, err = s.filterTrue(w, ev, st.filter); err != nil {
 				return err
-			}
-			if !ok {
-				continue
 			}
 		}
 		a := len(w.buf)
@@ -268,6 +269,7 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 		}
 		spans[si] = span{a: a, b: len(w.buf)}
 		p.ok = true
+		p.counts = counts
 		switch st.agg {
 		case AggDistinct:
 			oa := len(w.buf)
@@ -559,7 +561,7 @@ func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error
 	}
 	var err error
 	for i := range w.plans {
-		if w.plans[i].ok {
+		if w.plans[i].ok && w.plans[i].counts {
 			if err = s.update(w, &w.plans[i], ev, b); err != nil {
 				break
 			}

@@ -147,8 +147,10 @@ func TestAbsentVersusZero(t *testing.T) {
 			t.Errorf("%s: %+v, want applicable and absent", name, got)
 		}
 	}
-	if got := valueOf(t, s.cat, v, "login_failures_account_10m"); got.Applicable {
-		t.Errorf("successful login: failures feature applicable")
+	// A successful login reads the failures before it (none yet: zero, not
+	// absent) but is not counted as one.
+	if got := valueOf(t, s.cat, v, "login_failures_account_10m"); !got.Applicable || got.Any() != int64(0) {
+		t.Errorf("successful login: failures feature %+v, want applicable 0", got)
 	}
 	if got := valueOf(t, s.cat, v, "payments_account_1h"); got.Applicable {
 		t.Errorf("login: payments feature applicable")
