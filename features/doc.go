@@ -10,7 +10,7 @@
 //	name:        [a-z][a-z0-9_]*, unique
 //	description: free text
 //	on:          event types (LOGIN, PAYMENT ...); absent = every type
-//	where:       expr filter over event.Event (login.success, has.location ...)
+//	where:       expr filter over event.Event: which events count (login.success ...)
 //	key:         key fields (KeyFields): account_id, device.device_id,
 //	             network.ip, network.ip_prefix (the /24 or /64), payment.payee_account_id,
 //	             attendance.site_id, location (the stored coarse coordinates) ...
@@ -47,7 +47,9 @@
 // distinct values per period (one window long); beyond that it is estimated
 // with per-granule HyperLogLog sketches (axiomhq/hyperloglog, precision 14,
 // standard error 0.81%; documented bound 2%). A Value says whether the
-// feature applies to the event (type, where, key fields present) and whether
+// feature applies to the event (its type is in on and the key fields are
+// present; the where filter decides only whether the event is counted, so a
+// successful login reads the failures before it) and whether
 // a value exists: absent differs from zero.
 //
 // # Storage

@@ -1,8 +1,8 @@
 package features
 
 // Value is one feature's value for one event. Applicable is false when the
-// feature does not apply to the event (another type, its where filter is
-// false, or a key field is missing); Present is false when it applies but
+// feature does not apply to the event (another type, a key field missing,
+// or, for list_count, its where filter false); Present is false when it applies but
 // has no value yet (no previous login, no previous location). Only the field
 // matching the feature's Kind is meaningful. Build values with IntValue,
 // FloatValue, BoolValue or Absent: they record the kind that Any needs.
