@@ -37,8 +37,11 @@ func startAppealServer(t *testing.T) *appealServer {
 	t.Helper()
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	s := startServer(t, serverSetup{
-		config: func(c *Config) { c.RateLimitUser, c.RateLimitService, c.RateLimitSubject = 0, 0, 0; c.OverturnMinHits = 1 },
-		hooks:  Hooks{Clock: clk},
+		config: func(c *Config) {
+			c.RateLimitUser, c.RateLimitService, c.RateLimitSubject = 0, 0, 0
+			c.OverturnMinHits = 1
+		},
+		hooks: Hooks{Clock: clk},
 	})
 	return &appealServer{testServer: s, clk: clk}
 }
@@ -641,8 +644,11 @@ func TestVerifyChainNamesTamperedRecord(t *testing.T) {
 // Replay reproduces random decisions exactly, through the real server.
 func TestReplayReproducesRandomDecisions(t *testing.T) {
 	n := 2000
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		n = 200
+	case raceEnabled:
+		n = 1000 // ~20 s under the race detector on two cores
 	}
 	s := startAppealServer(t)
 	ctx := context.Background()
@@ -653,10 +659,11 @@ func TestReplayReproducesRandomDecisions(t *testing.T) {
 		events[i] = randomEvent(rng, i, now.Add(time.Duration(i)*time.Second))
 	}
 	ids := make([]string, n)
+	start := time.Now()
 	var wg sync.WaitGroup
 	jobs := make(chan int)
 	risk := s.risk(protoConnect, s.creds.Service)
-	for range 8 {
+	for range 32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -675,17 +682,38 @@ func TestReplayReproducesRandomDecisions(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	fired, outcomes := 0, map[riskv1.Outcome]int{}
+	t.Logf("evaluated %d in %v", n, time.Since(start))
+	start = time.Now()
 	dl := s.decisionLog(protoConnect, s.creds.Analyst)
+	replays := make([]*riskv1.ReplayDecisionResponse, n)
+	jobs = make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				res, err := dl.ReplayDecision(ctx, connect.NewRequest(&riskv1.ReplayDecisionRequest{DecisionId: ids[i]}))
+				if err != nil {
+					t.Errorf("replay %d (%s): %v", i, ids[i], err)
+					continue
+				}
+				replays[i] = res.Msg
+			}
+		}()
+	}
 	for i, id := range ids {
-		if id == "" {
+		if id != "" {
+			jobs <- i
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	t.Logf("replayed %d in %v", n, time.Since(start))
+	fired, outcomes := 0, map[riskv1.Outcome]int{}
+	for i, r := range replays {
+		if r == nil {
 			continue
 		}
-		res, err := dl.ReplayDecision(ctx, connect.NewRequest(&riskv1.ReplayDecisionRequest{DecisionId: id}))
-		if err != nil {
-			t.Fatalf("replay %d (%s): %v", i, id, err)
-		}
-		r := res.Msg
 		if !r.GetMatches() || r.GetRulesetVersion() != r.GetRecordedRulesetVersion() {
 			t.Fatalf("replay %d: %v", i, r)
 		}

@@ -192,6 +192,18 @@ func (s *decisionLogService) ReplayDecision(ctx context.Context, req *connect.Re
 	}), nil
 }
 
+// accountPseudonyms returns the account's pseudonyms: under the current key
+// first, then under old keys when the engine rotates keys
+// (AccountPseudonyms), so that records from before a rotation are found.
+func accountPseudonyms(e *engine.Engine, account string) []string {
+	if r, ok := any(e).(interface{ AccountPseudonyms(string) []string }); ok {
+		if ps := r.AccountPseudonyms(account); len(ps) > 0 {
+			return ps
+		}
+	}
+	return []string{e.Normalizer().Pseudonym(ingest.KindAccount, account)}
+}
+
 // subjectExport is a subject's own export: their decisions and appeals as
 // they may see them.
 type subjectExport struct {
@@ -217,17 +229,28 @@ func (s *decisionLogService) ExportSubject(ctx context.Context, req *connect.Req
 	case len(account) > 128:
 		return nil, invalid("account_id", "longer than 128 bytes")
 	}
-	pseud := s.eng.Normalizer().Pseudonym(ingest.KindAccount, account)
+	pseuds := accountPseudonyms(s.eng, account)
 	if p.Role != auth.RoleSubject {
-		data, err := s.eng.Decisions().ExportSubject(pseud)
+		var data []byte
+		var err error
+		if ex, ok := any(s.eng).(interface{ ExportSubject(string) ([]byte, error) }); ok {
+			data, err = ex.ExportSubject(account) // everything the store holds, across pseudonym keys
+		} else {
+			data, err = s.eng.Decisions().ExportSubject(pseuds[0])
+		}
 		if err != nil {
 			return nil, connectError(ctx, s.log, "", err)
 		}
 		return connect.NewResponse(&riskv1.ExportSubjectResponse{Json: string(data)}), nil
 	}
-	sd, err := s.eng.Decisions().SubjectRecords(pseud)
-	if err != nil {
-		return nil, connectError(ctx, s.log, "", err)
+	sd := &decisions.SubjectData{}
+	for _, ps := range pseuds {
+		part, err := s.eng.Decisions().SubjectRecords(ps)
+		if err != nil {
+			return nil, connectError(ctx, s.log, "", err)
+		}
+		sd.Decisions = append(sd.Decisions, part.Decisions...)
+		sd.Appeals = append(sd.Appeals, part.Appeals...)
 	}
 	out := subjectExport{AccountID: account, Decisions: []json.RawMessage{}, Appeals: []json.RawMessage{}}
 	mo := protojson.MarshalOptions{}
