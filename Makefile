@@ -4,7 +4,7 @@ GO       ?= go
 BUF      := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 BIN      := bin
 
-.PHONY: all build run test test-short generate checkgenerate lint vet tidy-check bench fuzz clean
+.PHONY: all build run test test-short generate checkgenerate lint vet tidy-check bench bench-redis fuzz clean
 
 all: build
 
@@ -41,6 +41,11 @@ tidy-check:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# riskd's feature engine against the same features on Redis (its own module,
+# bench/redisbench): starts and stops a throwaway redis-server.
+bench-redis:
+	bench/redisbench/run.sh
 
 fuzz:
 	./.ci/fuzz
