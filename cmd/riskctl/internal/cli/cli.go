@@ -24,6 +24,7 @@ const (
 	ExitUnreachable = 3 // no riskd answered, or there were no credentials to ask it with
 	ExitThreshold   = 4 // evaluate --fail-on: the outcome reached the threshold
 	ExitRejected    = 5 // ingest: some lines were rejected (the rest was ingested)
+	ExitMissed      = 6 // quality: a detection or false-positive target was missed
 )
 
 const exitCodesHelp = `Exit codes:
@@ -33,6 +34,7 @@ const exitCodesHelp = `Exit codes:
   3  riskd could not be reached, or no credentials were found
   4  evaluate --fail-on: the outcome reached the threshold
   5  ingest: some lines were rejected (the rest was ingested)
+  6  quality: a detection or false-positive target was missed
 `
 
 // Defaults of the global settings.
