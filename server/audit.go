@@ -2,7 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -130,4 +136,22 @@ func (a *auditInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFun
 		a.record(ctx, conn.Spec().Procedure, conn.Peer().Addr, nil, err)
 		return err
 	}
+}
+
+// auditStart records that riskd started, with digests of its settings and
+// credentials: those change outside the API (flags, environment, files),
+// so a change shows in the audit as a new digest at the next start.
+func auditStart(eng *engine.Engine, c Config, creds auth.Credentials, oldKeys int) {
+	digest := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			b = []byte(fmt.Sprintf("%+v", v))
+		}
+		h := sha256.Sum256(b)
+		return hex.EncodeToString(h[:8])
+	}
+	c.PseudonymKey = "" // in the credentials digest's place: never digest a secret alone
+	host, _ := os.Hostname()
+	eng.Audit(&riskv1.AuditRecord{Role: "operator", Actor: "riskd", Procedure: "riskd/start", Peer: host, Code: "ok",
+		Targets: []string{"settings:" + digest(c), "credentials:" + digest(creds), "pseudonym_keys:" + strconv.Itoa(1+oldKeys)}})
 }

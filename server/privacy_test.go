@@ -149,6 +149,14 @@ func TestKeyRotation(t *testing.T) {
 	if len(doc.Events) != 5 || len(doc.Decisions) != 5 {
 		t.Errorf("export after rotation: %d events, %d decisions; want 5 and 5", len(doc.Events), len(doc.Decisions))
 	}
+	// Both starts are audited; the changed settings show as a new digest.
+	starts, err := s.admin(s.creds.Admin).QueryAudit(context.Background(), connect.NewRequest(&riskv1.QueryAuditRequest{Procedure: "riskd/start"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := starts.Msg.GetRecords(); len(rs) != 2 || rs[0].GetTargets()[0] == rs[1].GetTargets()[0] || rs[0].GetTargets()[2] != "pseudonym_keys:2" {
+		t.Errorf("start records: %v", rs)
+	}
 	// New data is under key B only.
 	if strings.Contains(string(doc.Events[len(doc.Events)-1]), pA) {
 		t.Error("the event written after the rotation carries the old key's pseudonym")
@@ -486,12 +494,18 @@ func TestAccessAudit(t *testing.T) {
 		if strings.HasPrefix(r.GetProcedure(), "/risk.v1.RiskService/") {
 			t.Errorf("Evaluate was audited: %v", r)
 		}
+		if r.GetProcedure() == "riskd/start" {
+			continue
+		}
 		if r.GetAt().AsTime().Before(before) || r.GetPeer() == "" {
 			t.Errorf("record without a time or a peer: %v", r)
 		}
 	}
-	if len(recs) != 5 {
-		t.Fatalf("audit has %d records, want 5 (evaluations are not audited):\n%s", len(recs), strings.Join(lines, "\n"))
+	if len(recs) != 6 {
+		t.Fatalf("audit has %d records, want 6 (the start and 5 calls; evaluations are not audited):\n%s", len(recs), strings.Join(lines, "\n"))
+	}
+	if st := recs[5]; st.GetProcedure() != "riskd/start" || len(st.GetTargets()) != 3 || !strings.HasPrefix(st.GetTargets()[0], "settings:") {
+		t.Errorf("the start record: %v", st)
 	}
 	// Newest first.
 	subjPseud := s.eng.Normalizer().Pseudonym(auditKindAccount, "acct-aud")

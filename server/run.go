@@ -108,6 +108,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 	if err != nil {
 		return err
 	}
+	auditStart(eng, c, creds, len(oldKeys))
 	if hooks.Opened != nil {
 		hooks.Opened(eng)
 	}
