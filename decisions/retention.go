@@ -57,7 +57,6 @@ type ExpiryReport struct {
 	Decisions int // decision records
 	Entries   int // chain entries
 	Appeals   int // appeal records (approximate: range deletions are not counted exactly)
-	Labels    int // event labels (decision labels go by range)
 }
 
 // entryTime is when a chain entry was made: a decision's id time, or the
@@ -91,7 +90,7 @@ func ulidFloor(t time.Time) []byte {
 
 // ExpireBefore writes into b the deletion of every decision, chain entry and
 // decision label older than decisions, and of every appeal filed before
-// appeals (and event labels put before decisions). The chain's first entries
+// appeals (event labels: ExpireEventLabels). The chain's first entries
 // go only up to the first entry that is retained, so the retained chain
 // stays contiguous and verifies from its base. Safe to run beside Append:
 // it never touches the head.
@@ -203,24 +202,31 @@ func (l *Log) ExpireBefore(b *pebble.Batch, decisions, appeals time.Time) (Expir
 			return rep, fmt.Errorf("decisions: expire appeals: %w", err)
 		}
 	}
-	// Event labels are keyed by event id hash: a scan (labels are few).
+	return rep, nil
+}
+
+// ExpireEventLabels writes into b the deletion of every label put on an
+// event id before t. Event labels are keyed by the event id's hash, not by
+// time, so this is a scan; the engine runs it with the daily sweeps.
+func (l *Log) ExpireEventLabels(b *pebble.Batch, t time.Time) (int, error) {
+	n := 0
 	lo := []byte{keys.Label, 'e'}
 	li, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: keys.PrefixEnd(lo)})
 	if err != nil {
-		return rep, fmt.Errorf("decisions: expire labels: %w", err)
+		return n, fmt.Errorf("decisions: expire labels: %w", err)
 	}
 	for ok := li.First(); ok; ok = li.Next() {
 		var lb Label
-		if json.Unmarshal(li.Value(), &lb) == nil && lb.At.Before(decisions) {
+		if json.Unmarshal(li.Value(), &lb) == nil && lb.At.Before(t) {
 			if err := b.Delete(append([]byte(nil), li.Key()...), nil); err != nil {
 				_ = li.Close()
-				return rep, fmt.Errorf("decisions: expire labels: %w", err)
+				return n, fmt.Errorf("decisions: expire labels: %w", err)
 			}
-			rep.Labels++
+			n++
 		}
 	}
 	if err := errors.Join(li.Error(), li.Close()); err != nil {
-		return rep, fmt.Errorf("decisions: expire labels: %w", err)
+		return n, fmt.Errorf("decisions: expire labels: %w", err)
 	}
-	return rep, nil
+	return n, nil
 }

@@ -121,20 +121,24 @@ func (e *Engine) SweepRetention(now time.Time) (SweepReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("engine: retention: %w", err)
 	}
-	rep.Decisions, rep.ChainEntries, rep.EventLabels = exp.Decisions, exp.Entries, exp.Labels
+	rep.Decisions, rep.ChainEntries = exp.Decisions, exp.Entries
 
 	if err := b.DeleteRange([]byte{keys.Audit}, auditTimeKey(now.Add(-r.Audit)), nil); err != nil {
 		return rep, fmt.Errorf("engine: retention: %w", err)
 	}
 
-	// Device profiles are keyed by device (a lookup is one point read), not
-	// by time, so they are swept by a scan, at most once a day.
+	// Device profiles are keyed by device (a lookup is one point read) and
+	// event labels by event id, not by time, so they are swept by a scan, at
+	// most once a day.
 	if now.Sub(st.lastProfile) >= 24*time.Hour {
 		n, err := e.sweepProfiles(b, now.Add(-r.DeviceProfiles))
 		if err != nil {
 			return rep, err
 		}
 		rep.DeviceProfiles = n
+		if rep.EventLabels, err = e.decisions.ExpireEventLabels(b, now.Add(-r.Decisions)); err != nil {
+			return rep, fmt.Errorf("engine: retention: %w", err)
+		}
 		st.lastProfile = now
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
