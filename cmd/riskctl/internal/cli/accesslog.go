@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -48,8 +49,12 @@ func newAccessLog(accountFrom, extra string) (*accessLog, error) {
 			return nil, usagef("--account-from %s: the combined format logs only referer and user-agent; name extra quoted fields with --extra-fields", accountFrom)
 		}
 		a.accountFrom = "header:" + name
+	case kind == "cookie" && name != "":
+		if !contains(a.extra, "cookie") {
+			return nil, usagef("--account-from %q: the combined format logs no cookies; log the Cookie header as an extra quoted field (nginx $http_cookie) and name it with --extra-fields cookie", accountFrom)
+		}
 	default:
-		return nil, usagef("--account-from %q: want user, query:NAME or header:NAME", accountFrom)
+		return nil, usagef("--account-from %q: want user, query:NAME, header:NAME or cookie:NAME", accountFrom)
 	}
 	return a, nil
 }
@@ -137,6 +142,18 @@ func (a *accessLog) parse(line []byte) (*riskv1.Event, error) {
 		account = q.Get(name)
 	case "header":
 		account = headers[name]
+	case "cookie":
+		if c := headers["cookie"]; c != "" && c != "-" {
+			cookies, err := http.ParseCookie(c)
+			if err != nil {
+				return nil, fmt.Errorf("cookie: %w", err)
+			}
+			for _, ck := range cookies {
+				if ck.Name == name {
+					account = ck.Value
+				}
+			}
+		}
 	}
 	if account == "" || account == "-" {
 		return nil, fmt.Errorf("%w (--account-from %s)", errNoAccount, a.accountFrom)

@@ -36,13 +36,16 @@ input is recognized by its content.
 
 Formats (--format, default auto: a line starting with "{" means ndjson):
   ndjson    one Event a line in the contract's JSON form
-  combined  web server access logs in the combined log format,
+  combined  (or clf) web server access logs in the combined log format,
               host ident user [time] "request" status bytes "referer" "user-agent"
             mapped to SERVICE_LOG events: IP, user agent, time, status, method
             (as the action), path and query. The account comes from
             --account-from; the event id is a hash of the line, so ingesting
-            the same log again counts its lines as duplicates, not twice.
-            Fields longer than the contract allows are cut, not rejected.
+            the same log again counts its lines as duplicates, not twice
+            (two byte-identical lines are one event: the log format has
+            one-second times). Fields longer than the contract allows are
+            cut, not rejected. cookie:NAME reads a cookie from the Cookie
+            header logged as an extra field (--extra-fields cookie).
 
 A bad line never stops the run: it is reported as FILE:LINE with the reason,
 counted, and with --reject-file written (as it was) to that file. riskd
@@ -57,10 +60,11 @@ rejected; everything else was ingested.`,
 		Setup: func(fs *flag.FlagSet) runFunc {
 			o := &ingestOptions{}
 			fs.StringVar(&o.format, "format", "auto", "input `FORMAT`: auto, ndjson or combined")
-			fs.StringVar(&o.accountFrom, "account-from", "user", "combined: where the account id is, `SOURCE`: user (the log's user field), query:NAME or header:NAME")
+			fs.StringVar(&o.accountFrom, "account-from", "user", "combined: where the account id is, `SOURCE`: user (the log's user field), query:NAME, header:NAME or cookie:NAME")
 			fs.StringVar(&o.extraFields, "extra-fields", "", "combined: comma-separated `NAMES` of the quoted fields logged after the user agent, e.g. x-account-id")
 			fs.IntVar(&o.batch, "batch", 1000, "`N` events per stream message, 1..10000")
 			fs.StringVar(&o.rejectFile, "reject-file", "", "write rejected lines to `PATH`")
+			fs.StringVar(&o.rejectFile, "reject", "", "same as --reject-file (`PATH`)")
 			fs.IntVar(&o.showErrors, "show-errors", 20, "print at most `N` rejected lines (all are counted)")
 			fs.StringVar(&o.progress, "progress", "auto", "`MODE`: auto, bar, plain or none")
 			fs.DurationVar(&o.progressEvery, "progress-every", 10*time.Second, "`INTERVAL` of plain progress lines")
@@ -128,8 +132,10 @@ func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string)
 	}
 	switch o.format {
 	case "auto", "ndjson", "combined":
+	case "clf":
+		o.format = "combined"
 	default:
-		return usagef("--format %q: want auto, ndjson or combined", o.format)
+		return usagef("--format %q: want auto, ndjson or combined (clf)", o.format)
 	}
 	if o.batch < 1 || o.batch > maxEventsPerMessage {
 		return usagef("--batch %d: want 1..%d", o.batch, maxEventsPerMessage)
