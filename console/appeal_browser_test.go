@@ -27,7 +27,7 @@ func TestSubjectAppealsAndSeesTheReason(t *testing.T) {
 	other := s.Evaluate(mockedCheckIn("chk-bob", "bob", now))
 	tok := s.SubjectToken("alice")
 
-	phone := b.tab(390, 844, "en-US")
+	phone := b.tab(360, 780, "en-US")
 	var hash, stored string
 	run(t, phone, "open the appeal page",
 		chromedp.Navigate(appealURL(s, tok)),
@@ -84,6 +84,7 @@ func TestSubjectAppealsAndSeesTheReason(t *testing.T) {
 	const reason = "We checked the site's visitor log: you were there. The mocked-location flag came from a repair shop setting."
 	run(t, desk, "start review and overturn",
 		chromedp.Click(`#start-review`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#appeal-detail .badge[data-status=APPEAL_STATUS_IN_REVIEW]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#resolve-form`, chromedp.ByQuery),
 		chromedp.Click(`#r-overturn`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#remedy-field`, chromedp.ByQuery),
@@ -97,7 +98,7 @@ func TestSubjectAppealsAndSeesTheReason(t *testing.T) {
 
 	// The subject sees the outcome and the reviewer's reason, in Chinese
 	// when the browser prefers it.
-	zh := b.tab(390, 844, "zh-CN")
+	zh := b.tab(360, 780, "zh-CN")
 	run(t, zh, "subject reopens the decision",
 		chromedp.Navigate(appealURL(s, tok)+"&decision="+d.GetDecisionId()),
 		chromedp.WaitVisible(`#resolution-reason`, chromedp.ByQuery))

@@ -118,6 +118,15 @@ func TestConsoleScreens(t *testing.T) {
 	if n != 10 {
 		t.Errorf("%d decisions for wang.fang, want 10", n)
 	}
+	run(t, desk, "open and replay",
+		chromedp.Click(`#results-table .badge[data-outcome=OUTCOME_REVIEW]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#replay`, chromedp.ByQuery),
+		chromedp.Click(`#replay`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#replay-match`, chromedp.ByQuery))
+	if got := textOf(t, desk, "#detail"); !strings.Contains(got, "att.mock_location") || !strings.Contains(got, "location.mocked") {
+		t.Errorf("full record lacks the rule or its expression: %q", got)
+	}
+	screenshot(t, desk, "console-decisions")
 	run(t, desk, "filter by outcome",
 		chromedp.SetValue(`#q-outcome`, "OUTCOME_REVIEW", chromedp.ByQuery),
 		chromedp.Click(`#q-go`, chromedp.ByQuery),
@@ -126,22 +135,27 @@ func TestConsoleScreens(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d review decisions for wang.fang, want 1", n)
 	}
-	run(t, desk, "open and replay",
-		chromedp.Click(`#results-table tr[data-decision]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#replay`, chromedp.ByQuery),
-		chromedp.Click(`#replay`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#replay-match`, chromedp.ByQuery))
-	if got := textOf(t, desk, "#detail"); !strings.Contains(got, "att.mock_location") || !strings.Contains(got, "location.mocked") {
-		t.Errorf("full record lacks the rule or its expression: %q", got)
+	run(t, desk, "filter by rule",
+		chromedp.SetValue(`#q-outcome`, "", chromedp.ByQuery),
+		chromedp.SendKeys(`#q-rule`, "ato.impossible", chromedp.ByQuery),
+		chromedp.Click(`#q-go`, chromedp.ByQuery),
+		chromedp.Sleep(300*time.Millisecond),
+		chromedp.Evaluate(`[...document.querySelectorAll('#results-table tr[data-decision]')].filter(r => !r.textContent.includes('ato.impossible_travel')).length`, &n))
+	if n != 0 {
+		t.Errorf("%d results without the rule filtered on", n)
 	}
-	screenshot(t, desk, "console-decisions")
 
 	run(t, desk, "statistics", chromedp.Click(`#nav-stats`, chromedp.ByQuery), chromedp.WaitVisible(`#rates svg`, chromedp.ByQuery),
-		chromedp.Click(`#verify`, chromedp.ByQuery), chromedp.WaitVisible(`#verify-out .alert.ok`, chromedp.ByQuery))
+		chromedp.Click(`#verify`, chromedp.ByQuery), chromedp.WaitVisible(`#verify-out .alert.ok`, chromedp.ByQuery),
+		chromedp.SetValue(`#trend-rule`, "att.mock_location", chromedp.ByQuery),
+		chromedp.Click(`#trend-go`, chromedp.ByQuery), chromedp.WaitVisible(`#trend-out svg`, chromedp.ByQuery))
+	if got := textOf(t, desk, `#flagged`); !strings.Contains(got, "att.mock_location") {
+		t.Errorf("flagged rules: %q (one of its three hits was overturned)", got)
+	}
 	screenshot(t, desk, "console-statistics")
 
 	// The appeal page of one subject, for the README.
-	phone := b.tab(390, 844, "en-US")
+	phone := b.tab(360, 780, "en-US")
 	run(t, phone, "subject list", chromedp.Navigate(appealURL(s.Server, s.SubjectToken("wang.fang"))), chromedp.WaitVisible(`#decisions`, chromedp.ByQuery))
 	screenshot(t, phone, "appeal-list-en")
 }

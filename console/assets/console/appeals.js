@@ -113,8 +113,8 @@ async function showAppeal(id, el, ctx, reload) {
     (x.reasons || []).map((r) => h('div', { class: 'reason' }, h('span', { class: 'rid' }, r.ruleId), h('div', { class: 'msg' }, r.messageEn))),
     (a.history || []).length ? [h('div', { class: 'section-title' }, h('h3', null, 'History')),
       h('ul', { class: 'small', style: null }, a.history.map((t) => h('li', null, `${fmtTime(t.at)} · ${t.actor || t.role}: ${shortStatus(t.from)} → ${shortStatus(t.to)}${t.reason ? ' — ' + t.reason : ''}`)))] : null,
-    msg,
-    open ? resolveForm(a, msg, refresh) : null);
+    open ? resolveForm(a, msg, refresh) : null,
+    msg);
   clear(el, card(h('h2', null, 'Appeal ', h('span', { class: 'mono muted small' }, id)), body));
 }
 

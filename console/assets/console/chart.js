@@ -7,7 +7,7 @@ export function barRows(rows, series, opts = {}) {
   const labelW = opts.labelWidth || 220, colW = opts.colWidth || 260, rowH = 26, top = 26;
   const width = labelW + series.length * (colW + 24);
   const height = top + rows.length * rowH + 8;
-  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': opts.title || 'chart' });
+  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': opts.title || 'chart' });
   series.forEach((se, i) => {
     const x0 = labelW + i * (colW + 24);
     const max = se.max || Math.max(1e-9, ...rows.map((r) => se.value(r)));
@@ -29,8 +29,8 @@ export function barRows(rows, series, opts = {}) {
 
 // lines draws series over an x axis of labels: [{name, color, points: [y...]}].
 export function lines(labels, series, opts = {}) {
-  const W = 640, H = 220, L = 44, R = 44, T = 16, B = 34;
-  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': opts.title || 'chart' });
+  const W = opts.width || 1040, H = opts.height || 240, L = 56, R = 56, T = 16, B = 34;
+  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': opts.title || 'chart' });
   const n = Math.max(1, labels.length - 1);
   const x = (i) => L + (i / n) * (W - L - R);
   for (let k = 0; k <= 4; k++) {
@@ -38,15 +38,21 @@ export function lines(labels, series, opts = {}) {
     svg.append(s('line', { class: 'grid', x1: L, x2: W - R, y1: y, y2: y }));
   }
   series.forEach((se, idx) => {
-    const max = se.max || Math.max(1e-9, ...se.points);
+    const max = se.max || Math.max(1e-9, ...se.points.filter((v) => v !== null));
     const y = (v) => T + (1 - v / max) * (H - T - B);
-    const d = se.points.map((v, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     if (se.bars) {
       const bw = Math.max(4, (W - L - R) / labels.length * 0.55);
-      se.points.forEach((v, i) => svg.append(s('rect', { x: x(i) - bw / 2, y: y(v), width: bw, height: H - B - y(v), fill: se.color, opacity: 0.85, rx: 2 })));
+      se.points.forEach((v, i) => { if (v) svg.append(s('rect', { x: x(i) - bw / 2, y: y(v), width: bw, height: H - B - y(v), fill: se.color, opacity: 0.8, rx: 2 })); });
     } else {
+      // null is "no value that day": the line breaks there.
+      let d = '', pen = false;
+      se.points.forEach((v, i) => {
+        if (v === null) { pen = false; return; }
+        d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)} `;
+        pen = true;
+      });
       svg.append(s('path', { d, fill: 'none', stroke: se.color, 'stroke-width': 2 }));
-      se.points.forEach((v, i) => svg.append(s('circle', { cx: x(i), cy: y(v), r: 3, fill: se.color })));
+      se.points.forEach((v, i) => { if (v !== null) svg.append(s('circle', { cx: x(i), cy: y(v), r: 3.5, fill: se.color })); });
     }
     const ax = idx === 0 ? L - 6 : W - R + 6;
     svg.append(s('text', { x: ax, y: T + 4, 'text-anchor': idx === 0 ? 'end' : 'start', fill: se.color }, se.fmt ? se.fmt(max) : String(max)));

@@ -123,9 +123,9 @@ async function editor(body, ctx) {
       clear(status, h('span', { class: 'status-bad', id: 'compile-bad' }, `✗ ${errs.length} problem${errs.length === 1 ? '' : 's'}`));
       clear(problems, errs.map((e) => h('li', { 'data-line': e.line, 'data-file': e.file, onclick: () => { if (e.file !== state.current) { state.current = e.file; load(); } gotoLine(e.line); } },
         h('span', { class: 'loc' }, `${e.file}:${e.line}:${e.column}`), e.ruleId ? h('span', { class: 'mono small' }, `[${e.ruleId}] `) : null, e.message,
-        e.suggestion ? h('div', { class: 'small' }, `Did you mean `, h('code', null, e.suggestion), '?') : null,
+        e.suggestion && !String(e.message).includes(e.suggestion) ? h('div', { class: 'small' }, `Did you mean `, h('code', null, e.suggestion), '?') : null,
         e.snippet ? h('pre', null, e.snippet) : null)));
-      clear(tests);
+      clear(tests, h('p', { class: 'muted small' }, 'The tests run once the files compile.'));
     }
   };
   const validateSoon = debounce(validate, 350);
@@ -150,7 +150,7 @@ async function editor(body, ctx) {
     clear(summary, h('table', { id: 'rules-table' },
       h('thead', null, h('tr', null, h('th', null, 'Rule'), h('th', null, 'Applies to'), h('th', null, 'Action'), h('th', null, 'Mode'), h('th', { class: 'num' }, 'Tests'))),
       h('tbody', null, rules.map((r) => h('tr', { 'data-rule': r.id },
-        h('td', null, h('div', { class: 'mono' }, r.id), h('div', { class: 'small muted' }, r.description || '')),
+        h('td', null, h('span', { class: 'mono' }, r.id), h('span', { class: 'small muted' }, '  ' + (r.description || ''))),
         h('td', { class: 'small' }, (r.appliesTo || []).join(', ') || 'all'),
         h('td', null, r.action || `score ${r.score || 0}`),
         h('td', null, modeBadge(r.mode)),
@@ -217,22 +217,22 @@ async function editor(body, ctx) {
   };
 
   clear(body, h('div', { class: 'split wide-left' },
+    card(h('div', { class: 'row' }, h('h2', null, 'Rule files'), h('span', { class: 'muted small' }, `editing on top of live ${state.base ? state.base.version : ''}`)),
+      h('div', { class: 'stack' }, fileTabs, ed, status, problems)),
     h('div', { class: 'stack' },
-      card(h('div', { class: 'row' }, h('h2', null, 'Rule files'), h('span', { class: 'muted small' }, `editing on top of live ${state.base ? state.base.version : ''}`)),
-        h('div', { class: 'stack' }, fileTabs, ed, status, problems)),
-      out),
-    h('div', { class: 'stack' },
-      card('Actions', h('div', { class: 'stack' },
+      card('Test and publish', h('div', { class: 'stack' },
         h('div', { class: 'row' }, h('button', { type: 'button', id: 'run-tests', onclick: () => runTests(true) }, 'Run tests'),
           h('button', { type: 'button', id: 'diff', onclick: doDiff }, 'Diff against live')),
-        h('div', { class: 'filters', style: null }, h('div', { class: 'field span2' }, h('label', { for: 'bt-from' }, 'Backtest from'), from),
-          h('div', { class: 'field span2' }, h('label', { for: 'bt-to' }, 'to'), to),
-          h('div', { class: 'field span2' }, h('button', { type: 'button', id: 'backtest', onclick: doBacktest }, 'Run backtest'))),
-        h('div', { class: 'field' }, h('label', { for: 'publish-note' }, 'Publish'), note),
+        h('div', { class: 'two' }, h('div', { class: 'field' }, h('label', { for: 'bt-from' }, 'Backtest from'), from),
+          h('div', { class: 'field' }, h('label', { for: 'bt-to' }, 'to'), to)),
+        h('div', { class: 'row' }, h('button', { type: 'button', id: 'backtest', onclick: doBacktest }, 'Run backtest'),
+          h('span', { class: 'muted small' }, 'replays recorded events through live and this candidate')),
+        h('div', { class: 'field' }, h('label', { for: 'publish-note' }, 'Publish note'), note),
         h('div', { class: 'row' }, h('span', { class: 'muted small spacer' }, 'New rules carry mode: shadow until promoted.'),
           h('button', { type: 'button', class: 'primary', id: 'publish', onclick: doPublish }, 'Publish')))),
-      card('Inline tests', tests),
-      card('Rules', summary))));
+      card('Inline tests', tests))),
+  out,
+  card('Rules in this set', summary));
   load();
 }
 
@@ -262,13 +262,15 @@ function countOf(list, o) { const x = (list || []).find((c) => c.outcome === o);
 function backtestView(r) {
   const outcomes = ['OUTCOME_ALLOW', 'OUTCOME_CHALLENGE', 'OUTCOME_REVIEW', 'OUTCOME_DENY'];
   const mix = outcomes.map((o) => ({ label: enumLabel(o, 'OUTCOME_'), before: countOf(r.before, o), after: countOf(r.after, o) }));
-  const rules = (r.rules || []).slice().sort((a, b) => Number(b.candidateHits || 0) + Number(b.liveHits || 0) - Number(a.candidateHits || 0) - Number(a.liveHits || 0));
+  const all = (r.rules || []).slice().sort((a, b) => Number(b.candidateHits || 0) + Number(b.liveHits || 0) - Number(a.candidateHits || 0) - Number(a.liveHits || 0));
+  const rules = all.filter((x) => Number(x.liveHits || 0) + Number(x.candidateHits || 0) > 0 || x.liveMode !== x.candidateMode);
+  const quiet = all.length - rules.length;
   const colors = { Allow: '#11804b', Challenge: '#5b4bc4', Review: '#a15c00', Deny: '#c0262d' };
   return h('div', { class: 'stack', id: 'backtest-report' },
     h('div', { class: 'metrics' },
       metric('Events replayed', Number(r.events || 0).toLocaleString()),
       metric('Outcomes changed', Number(r.changed || 0).toLocaleString(), 'bt-changed'),
-      metric('Candidate', r.candidateVersion || '—'),
+      metric('Candidate', String(r.candidateVersion || '—').slice(0, 12)),
       metric('Speed', `${Math.round(r.eventsPerSecond || 0).toLocaleString()}/s`)),
     h('h3', null, 'Outcome mix: live → candidate'),
     barRows(mix, [
@@ -281,10 +283,11 @@ function backtestView(r) {
         h('td', { class: 'small' }, `${shortMode(x.liveMode)} → ${shortMode(x.candidateMode)}`),
         h('td', { class: 'num' }, x.liveHits || 0), h('td', { class: 'num' }, x.candidateHits || 0), h('td', { class: 'num' }, x.outcomesChanged || 0),
         h('td', { class: 'num' }, `${x.liveFraud || 0} → ${x.candidateFraud || 0}`), h('td', { class: 'num' }, `${x.liveOverturned || 0} → ${x.candidateOverturned || 0}`))))) : empty('No rule fired in the window.'),
+    quiet ? h('p', { class: 'small muted' }, `${quiet} other rule${quiet > 1 ? 's' : ''} fired in neither set.`) : null,
     (r.samples || []).length ? [h('h3', null, 'Changed decisions (sample)'),
       h('table', null, h('tbody', null, r.samples.map((s) => h('tr', null, h('td', { class: 'mono small' }, s.eventId), h('td', { class: 'small' }, fmtTime(s.occurredAt)),
         h('td', null, outcomeBadge(s.before), ' → ', outcomeBadge(s.after)), h('td', { class: 'mono small' }, (s.afterRules || []).join(', '))))))] : null,
-    h('p', { class: 'small muted' }, `${(r.elapsedSeconds || 0).toFixed(2)} s. Features are recomputed as of each event in a scratch store; live state is never touched.`));
+    h('p', { class: 'small muted' }, `Replayed in ${((r.elapsedSeconds || 0) * 1000).toFixed(1)} ms. Features are recomputed as of each event in a scratch store; live state is never touched.`));
 }
 
 function shortMode(m) { return m ? String(m).replace('RULE_MODE_', '').toLowerCase() : '—'; }
@@ -329,13 +332,15 @@ async function versions(body, ctx) {
     h('button', { type: 'button', class: 'ghost small', 'data-set-mode': m, onclick: () => setMode(r, m) },
       m === 'RULE_MODE_ACTIVE' ? 'Promote to active' : enumLabel(m, 'RULE_MODE_')));
   const modeRows = (live.rules || []).map((r) => h('tr', { 'data-rule': r.id },
-    h('td', { class: 'mono small' }, r.id), h('td', null, modeBadge(r.mode)), h('td', null, h('div', { class: 'row' }, modeButtons(r)))));
+    h('td', { class: 'mono small' }, r.id), h('td', null, modeBadge(r.mode)), h('td', null, h('div', { class: 'modes' }, modeButtons(r)))));
   const modes = h('table', { id: 'live-modes' },
     h('thead', null, h('tr', null, h('th', null, 'Rule (live)'), h('th', null, 'Mode'), h('th', null, ''))),
     h('tbody', null, modeRows));
   clear(body, msg, h('div', { class: 'split' },
-    card('Published versions', h('table', { id: 'versions-table' }, h('thead', null, h('tr', null, h('th', null, 'Version'), h('th', null, 'Published'), h('th', null, 'Kind'), h('th', null, 'By'), h('th', null, 'Note'), h('th', null, ''))), h('tbody', null, rows))),
-    h('div', { class: 'stack' }, detail, card(`Rule modes in live ${vs.liveVersion}`, modes))));
+    h('div', { class: 'stack' },
+      card('Published versions', h('table', { id: 'versions-table' }, h('thead', null, h('tr', null, h('th', null, 'Version'), h('th', null, 'Published'), h('th', null, 'Kind'), h('th', null, 'By'), h('th', null, 'Note'), h('th', null, ''))), h('tbody', null, rows))),
+      card(`Rule modes in live ${vs.liveVersion}`, modes)),
+    detail));
   if (list.length) showVersion(list[0], list[1], detail);
 }
 
@@ -367,29 +372,13 @@ async function history(body) {
   }
 }
 
-// statsCard is the Statistics page's per-rule view of the live set.
-export async function statsCard() {
-  const r = await call('RulesService', 'RuleStats', {});
-  const rules = (r.rules || []).slice().sort((a, b) => Number(b.hits || 0) - Number(a.hits || 0));
-  const rows = rules.map((x) => ({ label: x.ruleId, hits: Number(x.hits || 0), evals: Number(x.evaluations || 0), rate: x.overturnRate || 0, hitRate: x.hitRate || 0, flagged: x.flagged, mode: x.mode, cost: x.costNs || 0, overturns: Number(x.overturns || 0) }));
-  const chart = rows.length ? barRows(rows, [
-    { title: 'Hit rate (hits / evaluations)', value: (x) => x.hitRate, max: Math.max(0.01, ...rows.map((x) => x.hitRate)), color: (x) => (x.mode === 'RULE_MODE_SHADOW' ? '#5b4bc4' : '#2456d6'), text: (x) => `${(x.hitRate * 100).toFixed(1)}% (${x.hits})` },
-    { title: `Overturn rate (alert at ${((r.overturnThreshold || 0) * 100).toFixed(0)}%)`, value: (x) => x.rate, max: Math.max(0.01, (r.overturnThreshold || 0) * 1.5, ...rows.map((x) => x.rate)), color: (x) => (x.flagged ? '#c0262d' : '#7a8496'), text: (x) => `${(x.rate * 100).toFixed(1)}%` },
-  ], { title: 'rule statistics' }) : empty('No evaluations yet.');
-  return card(`Live rule set ${r.liveVersion}: hit and overturn rates`, h('div', { class: 'stack', id: 'rule-stats-card' }, chart,
-    h('table', null, h('thead', null, h('tr', null, h('th', null, 'Rule'), h('th', null, 'Mode'), h('th', { class: 'num' }, 'Evaluations'), h('th', { class: 'num' }, 'Hits'), h('th', { class: 'num' }, 'Overturns'), h('th', { class: 'num' }, 'Cost'))),
-      h('tbody', null, rows.map((x) => h('tr', null, h('td', { class: 'mono small' }, x.label, x.flagged ? h('span', { class: 'badge b-bad plain', style: null }, 'flagged') : null), h('td', null, modeBadge(x.mode)),
-        h('td', { class: 'num' }, x.evals.toLocaleString()), h('td', { class: 'num' }, x.hits.toLocaleString()), h('td', { class: 'num' }, x.overturns), h('td', { class: 'num' }, `${Math.round(x.cost)} ns`))))),
-    h('p', { class: 'small muted' }, 'Counters of the live set since it went live; riskd keeps no time series, so these are per-rule totals rather than lines over time.')));
-}
-
 // confirmInline asks in the page (not a browser dialog) and resolves true
 // when the analyst confirms.
 function confirmInline(el, question, detail, yes) {
   return new Promise((resolve) => {
     const done = (v) => { clear(el); resolve(v); };
     clear(el, h('div', { class: 'alert warn', id: 'confirm' }, h('strong', null, question), h('div', null, detail),
-      h('div', { class: 'row', style: null }, h('span', { class: 'spacer' }),
+      h('div', { class: 'row' }, h('span', { class: 'spacer' }),
         h('button', { type: 'button', class: 'ghost', id: 'confirm-no', onclick: () => done(false) }, 'Cancel'),
         h('button', { type: 'button', class: 'primary', id: 'confirm-yes', onclick: () => done(true) }, yes))));
   });

@@ -58,6 +58,7 @@ export function mono(s) { return h('span', { class: 'mono' }, s); }
 export function fmtValue(v) {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'object') return JSON.stringify(v);
+  if (typeof v === 'number' && !Number.isInteger(v)) return v.toLocaleString(undefined, { maximumFractionDigits: 2 });
   return String(v);
 }
 
