@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -12,6 +13,7 @@ import (
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/features/lists"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/rules"
 )
@@ -135,10 +137,14 @@ func (r *Replayer) set(version string) (*rules.Set, error) {
 // Replay runs d's stored event and feature snapshot through the rule set
 // version (empty: d's own) and compares the result with d.
 //
-// What replay cannot see: list membership is read as of now (the live lists,
-// or none while the engine has no lists), and rules reading raw identifiers
-// (an IP as an address, a device id) see their pseudonyms, as the stored
-// event keeps no raw identifier. The account id is the record's, as live.
+// List membership is read as of the decision's time (see asOfLists), so that
+// a later change, such as an appeal remedy allow-listing the account, does
+// not change the replay; identifier lists match the stored pseudonyms as
+// they matched the raw values live. What replay cannot see: entries removed
+// since (the lists keep no history of removals), and raw values the stored
+// event does not keep: an IP matched against a CIDR list or parsed as an
+// address, coordinates and location accuracy (stored coarsened). The account
+// id is the record's raw one, as live.
 func (r *Replayer) Replay(d *riskv1.Decision, version string) (ReplayResult, error) {
 	if version == "" {
 		version = d.GetRulesetVersion()
@@ -166,7 +172,11 @@ func (r *Replayer) Replay(d *riskv1.Decision, version string) (ReplayResult, err
 	if err != nil {
 		return ReplayResult{}, err
 	}
-	res, err := set.Evaluate(ev, fv, r.eng.lists())
+	var ls rules.Lists
+	if r.eng.lst != nil {
+		ls = &asOfLists{l: r.eng.lst, ps: r.eng.norm, at: d.GetDecidedAt().AsTime().UnixNano(), cache: map[string]*listAt{}}
+	}
+	res, err := set.Evaluate(ev, fv, ls)
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("engine: replay with %s: %w", version, err)
 	}
@@ -266,4 +276,87 @@ func withFilledDevice(stored *riskv1.Event, ev *event.Event) *riskv1.Event {
 	d.HookFrameworks, d.InstalledPackages, d.FlaggedPackages = src.HookFrameworks, src.InstalledPackages, src.FlaggedPackages
 	d.Platform, d.Model, d.OsVersion = src.Platform, src.Model, src.OSVersion
 	return out
+}
+
+// asOfLists answers rules' list lookups as the lists stood at a past time:
+// an entry counts when it was added at or before then and had not expired.
+// It reads each list's entries once per replay. Not safe for concurrent use
+// (one per Replay call).
+type asOfLists struct {
+	l     *lists.Lists
+	ps    lists.Pseudonymizer
+	at    int64 // unix nanoseconds
+	cache map[string]*listAt
+}
+
+// listAt is one list's members at the replay's time.
+type listAt struct {
+	meta     lists.Meta
+	values   map[string]bool
+	prefixes []netip.Prefix
+}
+
+func (a *asOfLists) load(name string) *listAt {
+	if la, ok := a.cache[name]; ok {
+		return la
+	}
+	var la *listAt
+	if meta, err := a.l.Meta(name); err == nil {
+		if entries, err := a.l.Entries(name); err == nil {
+			la = &listAt{meta: meta, values: map[string]bool{}}
+			for _, e := range entries {
+				if e.AddedAt.UnixNano() > a.at || (!e.Expires.IsZero() && e.Expires.UnixNano() <= a.at) {
+					continue
+				}
+				if meta.Kind == lists.CIDR {
+					if p, err := netip.ParsePrefix(e.Value); err == nil {
+						la.prefixes = append(la.prefixes, p.Masked())
+					} else if ip, err := netip.ParseAddr(e.Value); err == nil {
+						la.prefixes = append(la.prefixes, netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()))
+					}
+					continue
+				}
+				la.values[e.Value] = true
+			}
+		}
+	}
+	a.cache[name] = la
+	return la
+}
+
+// Contains reports whether value was a live member of the list then.
+func (a *asOfLists) Contains(name, value string) bool {
+	la := a.load(name)
+	if la == nil || value == "" {
+		return false
+	}
+	switch la.meta.Kind {
+	case lists.CIDR:
+		ip, err := netip.ParseAddr(value)
+		if err != nil {
+			return false
+		}
+		ip = ip.Unmap()
+		for _, p := range la.prefixes {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+		return false
+	case lists.Identifier:
+		// The stored event carries identifiers as the pseudonyms the list
+		// stores (its kinds are ingest's), the record the raw account id.
+		return la.values[value] || la.values[a.ps.Pseudonym(la.meta.IdentifierKind, value)]
+	}
+	return la.values[value]
+}
+
+// AnyIn reports whether any of values was a live member then.
+func (a *asOfLists) AnyIn(name string, values []string) bool {
+	for _, v := range values {
+		if a.Contains(name, v) {
+			return true
+		}
+	}
+	return false
 }

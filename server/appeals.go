@@ -163,17 +163,15 @@ func (s *appealService) ResolveAppeal(ctx context.Context, req *connect.Request[
 	return connect.NewResponse(&riskv1.ResolveAppealResponse{Appeal: a}), nil
 }
 
-// applyRemedy puts the account on the allowed list until the remedy ends,
-// when the engine exposes its lists (a Lists() method). The overturn entry
-// in the chain records the remedy either way.
+// applyRemedy puts the account on the allowed list until the remedy ends.
+// The overturn entry in the chain records the remedy either way.
 func (s *appealService) applyRemedy(ctx context.Context, r *decisions.Remedy) {
-	ls, ok := any(s.eng).(interface{ Lists() *lists.Lists })
-	if !ok || ls.Lists() == nil || r.AccountID == "" {
-		s.log.WarnContext(ctx, "appeal remedy recorded but not applied: the engine has no lists store",
+	l := s.eng.Lists()
+	if l == nil || r.AccountID == "" {
+		s.log.WarnContext(ctx, "appeal remedy recorded but not applied: no lists store, or an erased account",
 			"appeal", r.AppealID, "decision", r.DecisionID, "days", r.Days)
 		return
 	}
-	l := ls.Lists()
 	if _, err := l.Meta(allowedAccounts); errors.Is(err, lists.ErrNotFound) {
 		if _, err := l.Create(allowedAccounts, lists.Identifier, lists.CreateOptions{
 			IdentifierKind: ingest.KindAccount, Description: "accounts allowed through: appeal remedies and analysts' exceptions",

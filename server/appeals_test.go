@@ -22,6 +22,8 @@ import (
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/features/lists"
+	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/internal/clock"
 	"github.com/riskd/riskd/internal/keys"
 	"github.com/riskd/riskd/rules"
@@ -441,6 +443,7 @@ func TestTwoReviewersResolveOnceAndTheOverturnIsLinked(t *testing.T) {
 		t.Fatal(err)
 	}
 	head0 := checkpoint(t, s.testServer).GetSeq()
+	s.clk.Advance(time.Hour) // reviewers answer later than the decision
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -521,6 +524,21 @@ func TestTwoReviewersResolveOnceAndTheOverturnIsLinked(t *testing.T) {
 	if !strings.Contains(s.logs.String(), rule) {
 		t.Errorf("the flagged rule %s is not in the log", rule)
 	}
+	// The remedy: the account is allowed through for 30 days, and the
+	// original decision still replays exactly (lists as of its time).
+	again := s.evaluate(mockedCheckIn("race-2", "acct-r", s.clk.Now()))
+	if again.GetOutcome() != riskv1.Outcome_OUTCOME_ALLOW || !firedRule(again, "allow.allowlisted_account") {
+		t.Errorf("after the remedy: %v %v", again.GetOutcome(), again.GetReasons())
+	}
+	if rp, err := s.decisionLog(protoConnect, s.creds.Analyst).ReplayDecision(ctx, connect.NewRequest(&riskv1.ReplayDecisionRequest{DecisionId: d.DecisionId})); err != nil || !rp.Msg.GetMatches() {
+		t.Errorf("replay of the overturned decision after the remedy: %v %v", rp, err)
+	}
+	s.clk.Advance(31 * 24 * time.Hour)
+	later := s.evaluate(mockedCheckIn("race-3", "acct-r", s.clk.Now()))
+	if later.GetOutcome() == riskv1.Outcome_OUTCOME_ALLOW || firedRule(later, "allow.allowlisted_account") {
+		t.Errorf("after the remedy expired: %v %v", later.GetOutcome(), later.GetReasons())
+	}
+
 	// Resolving again: already resolved.
 	_, err = s.appeals(protoConnect, s.creds.Analyst).ResolveAppeal(ctx, connect.NewRequest(&riskv1.ResolveAppealRequest{
 		AppealId: a.AppealId, Resolution: riskv1.AppealStatus_APPEAL_STATUS_UPHELD, Reason: "late"}))
@@ -528,6 +546,15 @@ func TestTwoReviewersResolveOnceAndTheOverturnIsLinked(t *testing.T) {
 	_, err = s.appeals(protoConnect, s.creds.Analyst).ResolveAppeal(ctx, connect.NewRequest(&riskv1.ResolveAppealRequest{
 		AppealId: a.AppealId, Resolution: riskv1.AppealStatus_APPEAL_STATUS_UPHELD}))
 	wantCode(t, "resolving without a reason", err, connect.CodeInvalidArgument)
+}
+
+func firedRule(d *riskv1.Decision, id string) bool {
+	for _, r := range d.GetReasons() {
+		if r.GetRuleId() == id {
+			return true
+		}
+	}
+	return false
 }
 
 func checkpoint(t *testing.T, s *testServer) *riskv1.Checkpoint {
@@ -659,34 +686,53 @@ func TestReplayReproducesRandomDecisions(t *testing.T) {
 		events[i] = randomEvent(rng, i, now.Add(time.Duration(i)*time.Second))
 	}
 	ids := make([]string, n)
+	listHits := 0
 	start := time.Now()
 	var wg sync.WaitGroup
-	jobs := make(chan int)
 	risk := s.risk(protoConnect, s.creds.Service)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				res, err := risk.Evaluate(ctx, connect.NewRequest(&riskv1.EvaluateRequest{Event: events[i]}))
-				if err != nil {
-					t.Errorf("evaluate %d: %v", i, err)
-					continue
+	evaluate := func(from, to int) {
+		jobs := make(chan int)
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range jobs {
+					res, err := risk.Evaluate(ctx, connect.NewRequest(&riskv1.EvaluateRequest{Event: events[i]}))
+					if err != nil {
+						t.Errorf("evaluate %d: %v", i, err)
+						continue
+					}
+					ids[i] = res.Msg.GetDecision().GetDecisionId()
 				}
-				ids[i] = res.Msg.GetDecision().GetDecisionId()
-			}
-		}()
+			}()
+		}
+		for i := from; i < to; i++ {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
 	}
-	for i := range events {
-		jobs <- i
+	evaluate(0, n/2)
+	// Halfway, analysts allow some accounts and block some devices: replay
+	// must read the lists as they stood at each decision.
+	s.clk.Advance(time.Second)
+	ls := s.eng.Lists()
+	for _, l := range []struct{ name, kind string }{{"allowed_accounts", ingest.KindAccount}, {"blocked_devices", ingest.KindDevice}} {
+		if _, err := ls.Create(l.name, lists.Identifier, lists.CreateOptions{IdentifierKind: l.kind}); err != nil && !errors.Is(err, lists.ErrExists) {
+			t.Fatal(err)
+		}
 	}
-	close(jobs)
-	wg.Wait()
+	for _, v := range []struct{ list, value string }{{"allowed_accounts", "acct-3"}, {"allowed_accounts", "acct-7"}, {"blocked_devices", "dev-2"}, {"blocked_devices", "dev-5"}} {
+		if err := ls.Add(v.list, v.value, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evaluate(n/2, n)
 	t.Logf("evaluated %d in %v", n, time.Since(start))
 	start = time.Now()
 	dl := s.decisionLog(protoConnect, s.creds.Analyst)
 	replays := make([]*riskv1.ReplayDecisionResponse, n)
-	jobs = make(chan int)
+	jobs := make(chan int)
 	for range 8 {
 		wg.Add(1)
 		go func() {
@@ -720,13 +766,21 @@ func TestReplayReproducesRandomDecisions(t *testing.T) {
 		if len(r.GetReasons()) > 0 {
 			fired++
 		}
+		for _, rs := range r.GetReasons() {
+			if rs.GetRuleId() == "allow.allowlisted_account" || rs.GetRuleId() == "block.blocked_device" {
+				listHits++
+			}
+		}
 		outcomes[r.GetOutcome()]++
 	}
 	// The workload must exercise the rules, or matching proves little.
 	if fired < n/20 || len(outcomes) < 2 {
 		t.Errorf("random workload too tame: %d of %d fired a rule; outcomes %v", fired, n, outcomes)
 	}
-	t.Logf("%d decisions replayed; %d fired rules; outcomes %v", n, fired, outcomes)
+	if listHits == 0 {
+		t.Error("no decision hit a list: the list half of the workload proves nothing")
+	}
+	t.Logf("%d decisions replayed; %d fired rules, %d list rules; outcomes %v", n, fired, listHits, outcomes)
 }
 
 // randomEvent draws logins (with failures), payments and check-ins over a

@@ -16,13 +16,11 @@ type ruleHistory interface {
 	Version(v string) (*rules.Set, error)
 }
 
-// ruleStoreOf returns the engine's rules store when the engine exposes one
-// (a RuleStore() method), else nil.
+// ruleStoreOf returns the engine's rules store, or nil (an untyped nil, so
+// that callers' nil checks work) when it has none.
 func ruleStoreOf(e *engine.Engine) ruleHistory {
-	if rs, ok := any(e).(interface{ RuleStore() *rules.Store }); ok {
-		if s := rs.RuleStore(); s != nil {
-			return s
-		}
+	if s := e.RuleStore(); s != nil {
+		return s
 	}
 	return nil
 }

@@ -196,10 +196,8 @@ func (s *decisionLogService) ReplayDecision(ctx context.Context, req *connect.Re
 // first, then under old keys when the engine rotates keys
 // (AccountPseudonyms), so that records from before a rotation are found.
 func accountPseudonyms(e *engine.Engine, account string) []string {
-	if r, ok := any(e).(interface{ AccountPseudonyms(string) []string }); ok {
-		if ps := r.AccountPseudonyms(account); len(ps) > 0 {
-			return ps
-		}
+	if ps := e.AccountPseudonyms(account); len(ps) > 0 {
+		return ps
 	}
 	return []string{e.Normalizer().Pseudonym(ingest.KindAccount, account)}
 }
@@ -231,13 +229,8 @@ func (s *decisionLogService) ExportSubject(ctx context.Context, req *connect.Req
 	}
 	pseuds := accountPseudonyms(s.eng, account)
 	if p.Role != auth.RoleSubject {
-		var data []byte
-		var err error
-		if ex, ok := any(s.eng).(interface{ ExportSubject(string) ([]byte, error) }); ok {
-			data, err = ex.ExportSubject(account) // everything the store holds, across pseudonym keys
-		} else {
-			data, err = s.eng.Decisions().ExportSubject(pseuds[0])
-		}
+		// Everything the store holds about the account, across pseudonym keys.
+		data, err := s.eng.ExportSubject(account)
 		if err != nil {
 			return nil, connectError(ctx, s.log, "", err)
 		}
