@@ -356,6 +356,17 @@ func (s *Store) load(key []byte, pinIt bool, pend *Pending, alias [][]byte) (*en
 	return e, h, nil
 }
 
+// periodsOf returns the period holding granule (or, for last, period) hi
+// and the previous period, with whether a read at hi reaches it.
+func periodsOf(st *stateDef, hi int64) (cur, prev int64, needPrev bool) {
+	if st.agg == AggLast {
+		return hi, hi - 1, true
+	}
+	cur = floorDiv(hi, slots)
+	prev = floorDiv(hi-(slots-1), slots)
+	return cur, prev, prev != cur
+}
+
 // loadAll fetches the entries every applicable plan reads. Called with the
 // stripes locked.
 func (s *Store) loadAll(w *work, pend *Pending) error {
@@ -365,15 +376,7 @@ func (s *Store) loadAll(w *work, pend *Pending) error {
 			continue
 		}
 		st := s.cat.states[si]
-		var curP, prevP int64
-		needPrev := true
-		if st.agg == AggLast {
-			curP, prevP = p.hi, p.hi-1
-		} else {
-			curP = floorDiv(p.hi, slots)
-			prevP = floorDiv(p.hi-(slots-1), slots)
-			needPrev = prevP != curP
-		}
+		curP, prevP, needPrev := periodsOf(st, p.hi)
 		var err error
 		p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
 		if p.cur, p.curH, err = s.load(p.curKey, pend != nil, pend, w.aliasesOf(si)); err != nil {
