@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
@@ -63,10 +64,27 @@ func TestSubjectAppealsAndSeesTheReason(t *testing.T) {
 		t.Errorf("status after filing: %q", st)
 	}
 
-	// Nothing about anyone else: bob's decision by id is not found.
+	// Nothing about anyone else: bob's decision by id is not found, and the
+	// API refuses to list his decisions or appeals with alice's token, even
+	// from the page itself.
 	run(t, phone, "open bob's decision",
 		chromedp.Navigate(s.URL+"/appeal/#/d/"+other.GetDecisionId()),
 		chromedp.WaitVisible(`.alert.error[data-code="not_found"]`, chromedp.ByQuery))
+	for _, c := range []struct{ method, body, want string }{
+		{"DecisionService/ListDecisions", `{"accountId":"bob"}`, "403 permission_denied"},
+		{"AppealService/ListAppeals", `{"accountId":"bob"}`, "403 permission_denied"},
+		{"DecisionService/GetDecision", `{"decisionId":"` + other.GetDecisionId() + `"}`, "404 not_found"},
+		{"DecisionLogService/ExplainDecision", `{"decisionId":"` + other.GetDecisionId() + `"}`, "404 not_found"},
+		{"DecisionLogService/ExportSubject", `{"accountId":"bob"}`, "403 permission_denied"},
+	} {
+		var got string
+		run(t, phone, "call "+c.method+" for bob", chromedp.Evaluate(`fetch('/risk.v1.`+c.method+`', {method: 'POST', body: '`+c.body+`',
+			headers: {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + sessionStorage.getItem('riskd.token'), 'X-CSRF-Token': 'x'}})
+			.then(async r => r.status + ' ' + (await r.json()).code)`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		if got != c.want {
+			t.Errorf("%s for bob with alice's token: %s, want %s", c.method, got, c.want)
+		}
+	}
 
 	// The reviewer signs in to the console, finds the appeal in the queue,
 	// starts the review and overturns the decision with a reason.

@@ -154,6 +154,22 @@ func TestConsoleScreens(t *testing.T) {
 	}
 	screenshot(t, desk, "console-statistics")
 
+	// Signing out forgets the token; a subject's token cannot sign in.
+	var stored string
+	run(t, desk, "sign out",
+		chromedp.Click(`#sign-out`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#signin`, chromedp.ByQuery),
+		chromedp.Evaluate(`sessionStorage.getItem('riskd.token') || ''`, &stored),
+		chromedp.SendKeys(`#token`, s.SubjectToken("wang.fang"), chromedp.ByQuery),
+		chromedp.Click(`#signin button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#signin-msg .alert`, chromedp.ByQuery))
+	if stored != "" {
+		t.Error("the token survived sign-out")
+	}
+	if got := textOf(t, desk, "#signin-msg"); !strings.Contains(got, "subject token cannot use the console") {
+		t.Errorf("subject sign-in: %q", got)
+	}
+
 	// The appeal page of one subject, for the README.
 	phone := b.tab(360, 780, "en-US")
 	run(t, phone, "subject list", chromedp.Navigate(appealURL(s.Server, s.SubjectToken("wang.fang"))), chromedp.WaitVisible(`#decisions`, chromedp.ByQuery))

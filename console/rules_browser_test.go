@@ -10,7 +10,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/chromedp/chromedp"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/internal/testserver"
@@ -65,8 +64,12 @@ func ruleMode(t *testing.T, s *testserver.Server, id string) riskv1.RuleMode {
 func TestAnalystEditsBacktestsAndPublishesARule(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	now := time.Now()
+	var before *riskv1.Decision
 	for i, acct := range []string{"u1", "u2", "u3"} {
-		s.Evaluate(emulatorLogin("emu-"+acct, acct, now.Add(-time.Duration(i+1)*time.Hour)))
+		d := s.Evaluate(emulatorLogin("emu-"+acct, acct, now.Add(-time.Duration(i+1)*time.Hour)))
+		if before == nil {
+			before = d
+		}
 		s.Evaluate(login("ok-"+acct, acct+"-x", now.Add(-time.Duration(i+1)*time.Hour)))
 	}
 	b := newBrowser(t)
@@ -175,7 +178,33 @@ func TestAnalystEditsBacktestsAndPublishesARule(t *testing.T) {
 		AppealId: res.Msg.GetAppeal().GetAppealId(), Resolution: riskv1.AppealStatus_APPEAL_STATUS_UPHELD, Reason: "Emulators are not allowed."})); err != nil {
 		t.Errorf("admin resolve: %v", err)
 	}
-	_ = timestamppb.Now
+
+	// What if the emulator sign-in before the rule had met today's rules?
+	run(t, desk, "what-if",
+		chromedp.Navigate(s.URL+"/console/#/decisions?account=u1&id="+before.GetDecisionId()),
+		chromedp.WaitVisible(`#whatif-version`, chromedp.ByQuery),
+		chromedp.SendKeys(`#whatif-version`, "v3", chromedp.ByQuery),
+		chromedp.Click(`#whatif`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#replay-diff`, chromedp.ByQuery))
+	if got := textOf(t, desk, "#replay-out"); !strings.Contains(got, "v3 would decide differently") || !strings.Contains(got, "ato.emulator_login") {
+		t.Errorf("what-if v3: %q", got)
+	}
+
+	// Roll back to the bundled set.
+	run(t, desk, "roll back",
+		chromedp.Navigate(s.URL+"/console/#/rules/versions"),
+		chromedp.WaitVisible(`[data-rollback=v1]`, chromedp.ByQuery),
+		chromedp.Click(`[data-rollback=v1]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#confirm-yes`, chromedp.ByQuery),
+		chromedp.Click(`#confirm-yes`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#versions-table tr[data-version=v1] .badge`, chromedp.ByQuery))
+	vs, err := rulesClient(s, s.Creds.Analyst).ListVersions(context.Background(), connect.NewRequest(&riskv1.ListVersionsRequest{}))
+	if err != nil || vs.Msg.GetLiveVersion() != "v1" {
+		t.Errorf("live after rollback: %v %v", vs.Msg.GetLiveVersion(), err)
+	}
+	if m := ruleMode(t, s, "ato.emulator_login"); m != riskv1.RuleMode_RULE_MODE_UNSPECIFIED {
+		t.Errorf("the rolled-back rule is still live: %v", m)
+	}
 }
 
 // Lists: create one, add, bulk load from a file, remove.

@@ -35,6 +35,7 @@ const T = {
     tooLong: `Please keep your statement under ${MAX_STATEMENT.toLocaleString('en')} characters.`,
     empty: 'Please tell us what happened.',
     yourAppeal: 'Your appeal',
+    appealTag: (x) => `Appeal: ${x.toLowerCase()}`,
     filed: (d) => `Filed ${d}`,
     reviewerReason: 'Reviewer’s reason',
     signOut: 'Sign out',
@@ -117,6 +118,7 @@ const T = {
     tooLong: `说明请不要超过 ${MAX_STATEMENT} 个字符。`,
     empty: '请说明情况。',
     yourAppeal: '您的申诉',
+    appealTag: (x) => `申诉：${x}`,
     filed: (d) => `提交于 ${d}`,
     reviewerReason: '审核意见',
     signOut: '退出',
@@ -175,7 +177,7 @@ const T = {
 
 const OUTCOME_CLASS = { OUTCOME_ALLOW: 'b-allow', OUTCOME_CHALLENGE: 'b-challenge', OUTCOME_REVIEW: 'b-review', OUTCOME_DENY: 'b-deny' };
 const STATUS_CLASS = {
-  APPEAL_STATUS_OPEN: 'b-open', APPEAL_STATUS_IN_REVIEW: 'b-in_review',
+  APPEAL_STATUS_OPEN: 'b-in_review', APPEAL_STATUS_IN_REVIEW: 'b-in_review',
   APPEAL_STATUS_UPHELD: 'b-upheld', APPEAL_STATUS_OVERTURNED: 'b-overturned',
 };
 
@@ -228,8 +230,9 @@ function outcomeBadge(o) {
   return h('span', { class: 'badge ' + (OUTCOME_CLASS[o] || 'b-neutral'), 'data-outcome': o }, t.outcomes[o] || o);
 }
 
-function statusBadge(s) {
-  return h('span', { class: 'badge ' + (STATUS_CLASS[s] || 'b-neutral'), 'data-status': s }, t.status[s] || s);
+function statusBadge(s, prefixed) {
+  const text = t.status[s] || s;
+  return h('span', { class: 'badge ' + (STATUS_CLASS[s] || 'b-neutral'), 'data-status': s }, prefixed ? t.appealTag(text) : text);
 }
 
 function signedOut() {
@@ -269,7 +272,7 @@ async function showList() {
         h('div', { class: 'what' }, t.eventTitle[d.eventType] || t.eventTitle.EVENT_TYPE_SERVICE_LOG),
         h('div', { class: 'when' }, fmtTime(d.decidedAt, locale()))),
       h('span', { class: 'chev', 'aria-hidden': 'true' }, '›'),
-      h('div', { class: 'tags' }, outcomeBadge(d.outcome), a ? statusBadge(a.status) : null)));
+      h('div', { class: 'tags' }, outcomeBadge(d.outcome), a ? statusBadge(a.status, true) : null)));
   }
   clear(app, h('div', { class: 'intro' }, h('h1', null, t.title), h('p', null, t.intro)),
     h('h3', { class: 'list-title' }, t.recent), h('div', { style: null }, list),

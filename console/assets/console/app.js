@@ -66,7 +66,7 @@ async function start() {
   }
   const [r, l] = await Promise.all([probe('RulesService', 'ListVersions'), probe('ListsService', 'ListLists')]);
   session.services = { RulesService: r, ListsService: l };
-  window.addEventListener('hashchange', route);
+  if (!session.listening) { window.addEventListener('hashchange', route); session.listening = true; }
   route();
 }
 
@@ -77,7 +77,7 @@ function shell(active) {
       h('a', { href: '#/' + v.id, class: v.id === active ? 'active' : null, id: 'nav-' + v.id }, v.label,
         v.id === 'appeals' ? h('span', { class: 'count hidden', id: 'overdue-count' }) : null)),
     h('div', { class: 'who' }, 'Signed in as ', h('b', { id: 'role' }, session.role),
-      h('button', { type: 'button', id: 'sign-out', onclick: () => { signOut(); location.hash = ''; signInScreen(); } }, 'Sign out')));
+      h('button', { type: 'button', id: 'sign-out', onclick: () => { signOut(); session.role = ''; history.replaceState(null, '', location.pathname); signInScreen(); } }, 'Sign out')));
   const title = h('h1', null);
   const sub = h('span', { class: 'sub' });
   const actions = h('div', { class: 'row' });
@@ -97,6 +97,7 @@ async function overdueCount() {
 }
 
 function route() {
+  if (!token() || !session.role) { signInScreen(); return; }
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
   const [id, ...rest] = path.split('/');
   const view = VIEWS.find((v) => v.id === id && (!v.service || session.services[v.service])) || VIEWS[0];
@@ -107,5 +108,12 @@ function route() {
   view.mod.render(ctx).catch((e) => clear(ctx.content, h('div', { class: 'alert error' }, String(e && e.message || e))));
   overdueCount();
 }
+
+window.addEventListener('riskd:unauthenticated', () => {
+  if (!session.role) return; // not signed in yet: the sign-in form reports it
+  session.role = '';
+  signOut();
+  signInScreen('Your session ended: the token is no longer valid. Sign in again.');
+});
 
 start();

@@ -81,7 +81,13 @@ export async function call(service, method, body = {}) {
   if (text) {
     try { data = JSON.parse(text); } catch { data = { message: text }; }
   }
-  if (!res.ok) throw new APIError(data.code || String(res.status), data.message || res.statusText, res.status);
+  if (!res.ok) {
+    const err = new APIError(data.code || String(res.status), data.message || res.statusText, res.status);
+    // The page decides what signing out means (the console shows its
+    // sign-in form again).
+    if (err.code === 'unauthenticated') window.dispatchEvent(new CustomEvent('riskd:unauthenticated', { detail: err }));
+    throw err;
+  }
   return data;
 }
 
