@@ -286,7 +286,8 @@ func (e *Engine) seenKey(eventID string) []byte {
 // is seenKey(eventID); during a key rotation a miss tries the old keys.
 func (e *Engine) lookupSeen(key []byte, eventID string) (*riskv1.Decision, bool, error) {
 	v, closer, err := e.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, pebble.ErrNotFound) && len(e.opts.OldPseudonymKeys) > 0 {
+		// Only during a rotation: it costs an HMAC per key on every new event.
 		v, closer, err = e.lookupSeenOld(eventID)
 	}
 	if errors.Is(err, pebble.ErrNotFound) {
