@@ -887,3 +887,42 @@ func TestReplayMismatchAndOtherVersion(t *testing.T) {
 		t.Errorf("mismatch does not name the score: %v", ce.Message())
 	}
 }
+
+// Independence end to end: the analyst who published a change to a rule may
+// not resolve an appeal on a decision that rule made; an admin may. Replay
+// of that decision uses the published version from the rules store.
+func TestIndependenceWithRulesStore(t *testing.T) {
+	s := startAppealServer(t)
+	ctx := context.Background()
+	if s.eng.RuleStore() == nil {
+		t.Skip("engine has no rules store")
+	}
+	// The analyst rewords att.mock_location and publishes it through the API.
+	var files []*riskv1.RuleFile
+	for _, f := range s.eng.Rules().Files() {
+		data := strings.Replace(string(f.Data), "reported a simulated (mock) location", "reported a mock location", 1)
+		files = append(files, &riskv1.RuleFile{Name: f.Name, Content: data})
+	}
+	rs := riskv1connect.NewRulesServiceClient(httpClient(protoConnect), s.url, clientOpts(protoConnect, s.creds.Analyst)...)
+	if _, err := rs.Publish(ctx, connect.NewRequest(&riskv1.PublishRequest{Files: files, Note: "wording"})); err != nil {
+		t.Fatal(err)
+	}
+	d := s.evaluate(mockedCheckIn("indep-1", "acct-i", s.clk.Now()))
+	if !firedRule(d, "att.mock_location") || !strings.Contains(d.GetReasons()[0].GetMessageEn()+d.GetReasons()[len(d.GetReasons())-1].GetMessageEn(), "reported a mock location") {
+		t.Fatalf("the analyst's version did not decide: %v", d.GetReasons())
+	}
+	if rp, err := s.decisionLog(protoConnect, s.creds.Analyst).ReplayDecision(ctx, connect.NewRequest(&riskv1.ReplayDecisionRequest{DecisionId: d.DecisionId})); err != nil || !rp.Msg.GetMatches() {
+		t.Errorf("replay with the published version: %v %v", rp, err)
+	}
+	a, err := s.file(s.subject("acct-i"), d.DecisionId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolve := func(tok string) error {
+		_, err := s.appeals(protoConnect, tok).ResolveAppeal(ctx, connect.NewRequest(&riskv1.ResolveAppealRequest{
+			AppealId: a.AppealId, Resolution: riskv1.AppealStatus_APPEAL_STATUS_UPHELD, Reason: "The location was mocked."}))
+		return err
+	}
+	wantCode(t, "the rule's author resolving", resolve(s.creds.Analyst), connect.CodePermissionDenied)
+	wantCode(t, "an admin resolving", resolve(s.creds.Admin), 0)
+}
