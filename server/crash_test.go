@@ -3,12 +3,10 @@ package server
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -261,7 +259,7 @@ func TestCrashSafetyUnderLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	const rounds = 4
 	for r := 0; r < rounds; r++ {
-		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
+		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
 		c.setURL("")
 		p.kill()
 		t.Logf("round %d: killed riskd", r+1)
@@ -337,9 +335,6 @@ func TestCrashSafetyUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d events sent (%d through Ingest), %d decisions acknowledged, %d resent after crashes, chain of %d verified",
 		len(c.sent), countTrue(c.viaIngest), len(c.acked), len(unsure), rep.Checked)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
 }
 
 func countTrue(m map[string]bool) int {

@@ -37,7 +37,7 @@ func TestIngestBackpressureFromSlowDisk(t *testing.T) {
 	const (
 		limit    = 300 // engine.Options.MaxIngestEvents: one message at a time
 		perMsg   = 250
-		messages = 100
+		messages = 40
 		stall    = 30 * time.Millisecond
 	)
 	fs := &stallFS{FS: vfs.Default}
