@@ -129,6 +129,7 @@ func Open(opts Options) (*Engine, error) {
 	e.features, err = features.Open(features.Options{
 		DB: e.db, Catalog: opts.Catalog, Lists: e.lst, CacheEntries: opts.CacheEntries,
 		Clock: opts.Clock, Lateness: opts.MaxEventAge,
+		Aliases: e.featureAliases(),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("engine: features: %w", err))
