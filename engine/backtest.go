@@ -38,6 +38,10 @@ type BacktestOptions struct {
 // synced) before their cache entries are released.
 const backtestChunk = 1024
 
+// backtestCacheEntries sizes the scratch feature store's cache: a replay
+// touches every entity of its window once at least.
+const backtestCacheEntries = 1 << 20
+
 // Backtest replays the recorded events of a window in event-time order
 // through the live set and a candidate. Features are recomputed as of each
 // event in a scratch feature store on an in-memory Pebble, starting empty at
@@ -65,13 +69,21 @@ func (e *Engine) Backtest(ctx context.Context, o BacktestOptions) (*rules.Backte
 		return nil, err
 	}
 	bl := newBacktestLists(e.lst, e.clock.Now())
-	scratch, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Merger: features.Merger(), DisableWAL: true})
+	// The scratch store lives in memory: no WAL, and memtables large
+	// enough that a replay of hours of traffic rarely flushes (a flush of
+	// a small memtable stalls the replay far more than it saves).
+	sopts := &pebble.Options{FS: vfs.NewMem(), Merger: features.Merger(), DisableWAL: true,
+		MemTableSize: 256 << 20, Cache: pebble.NewCache(64 << 20)}
+	defer sopts.Cache.Unref()
+	features.ConfigureDB(sopts)
+	scratch, err := pebble.Open("", sopts)
 	if err != nil {
 		return nil, fmt.Errorf("engine: backtest scratch store: %w", err)
 	}
 	defer scratch.Close()
 	fs, err := features.Open(features.Options{
 		DB: scratch, Catalog: e.opts.Catalog, Lists: bl, Clock: e.clock, Lateness: e.opts.MaxEventAge,
+		CacheEntries: backtestCacheEntries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: backtest features: %w", err)
