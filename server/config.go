@@ -17,6 +17,7 @@ import (
 
 	"github.com/riskd/riskd/engine"
 	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/rules"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 
 	OverturnAlert   float64
 	OverturnMinHits int64
+
+	// DeviceProfileHorizon: how long a DEVICE_REPORT's profile fills later
+	// events from the same device (features.Profiles).
+	DeviceProfileHorizon time.Duration
 
 	// PseudonymKey is the HMAC key of pseudonyms from RISKD_PSEUDONYM_KEY
 	// (never a flag: flags show in ps); PseudonymKeyFile and
@@ -133,6 +138,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the Pebble store and credentials.json")
 	fs.StringVar(&c.ConfigFile, "config", "", "optional YAML file of settings, keyed by flag name")
 	fs.DurationVar(&c.MaxEventAge, "max-event-age", engine.DefaultMaxEventAge, "oldest event accepted (the lateness bound); raise it for backfills")
+	fs.DurationVar(&c.DeviceProfileHorizon, "device-profile-horizon", features.DefaultProfileHorizon, "how long after a DEVICE_REPORT its flags, packages, model and OS fill later events from that device that do not carry them")
 	fs.DurationVar(&c.Budget, "budget", engine.DefaultBudget, "Evaluate's time budget; past it riskd answers with the event type's fail mode, marked degraded")
 	fs.DurationVar(&c.AppealWindow, "appeal-window", engine.DefaultAppealWindow, "how long after a decision its subject may appeal")
 	fs.Var(fm, "fail-mode", "fail modes per event type, e.g. login=allow,payment=review (default: login, register, device_report, service_log allow; password_reset, payment, attendance review)")

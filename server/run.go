@@ -101,6 +101,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 		Logger:       log,
 	}
 	eopts.OldPseudonymKeys, eopts.Retention = oldKeys, c.Retention
+	eopts.DeviceProfileHorizon = c.DeviceProfileHorizon
 	if hooks.Engine != nil {
 		hooks.Engine(&eopts)
 	}
