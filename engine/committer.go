@@ -111,17 +111,26 @@ func (c *committer) commitGroup(group []*commitReq) {
 	rewind := c.rewind()
 	batch := c.db.NewBatch()
 	errs := make([]error, len(group))
+	var scratch *pebble.Batch // one per group, reset per seal: a batch per seal was a hot allocation
+	defer func() {
+		if scratch != nil {
+			_ = scratch.Close()
+		}
+	}()
 	for i, r := range group {
 		if r.seal != nil {
 			// A seal writes into a scratch batch first, so that one that fails
 			// halfway leaves nothing in the group and its chain link is undone.
-			scratch := c.db.NewBatch()
+			if scratch == nil {
+				scratch = c.db.NewBatch()
+			} else {
+				scratch.Reset()
+			}
 			before := c.rewind()
 			err := r.seal(scratch)
 			if err == nil {
 				err = batch.Apply(scratch, nil)
 			}
-			_ = scratch.Close()
 			if err != nil {
 				before()
 				errs[i] = err

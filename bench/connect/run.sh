@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# riskd over Connect against the transport floor, on this machine, in one run,
+# with the CPU each server process spent per answered request (user+sys from
+# /proc), which a shared, loaded machine distorts far less than req/s.
+#
+#   bench/connect/run.sh [--clients 64] [--duration 10s]
+#
+# Builds riskd and riskbench, starts riskd on a fresh data dir and a
+# `riskbench serve-floor` process, then: closed loop on riskd, closed loop on
+# the floor (same clients), open loop on riskd at half its closed-loop rate.
+# Stops both servers by pid on exit. Reports land in $OUT (default a temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+clients=64 duration=10s
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--clients) clients=$2; shift 2 ;;
+	--duration) duration=$2; shift 2 ;;
+	*) echo "usage: $0 [--clients N] [--duration D]" >&2; exit 2 ;;
+	esac
+done
+out=${OUT:-$(mktemp -d)}
+mkdir -p "$out"
+go build -o "$out/" ./cmd/riskd ./cmd/riskbench
+port=$((20000 + RANDOM % 20000)); fport=$((port + 1))
+pids=()
+stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap stop EXIT
+"$out/riskd" --listen 127.0.0.1:$port --data-dir "$out/data" >"$out/riskd.log" 2>&1 &
+pids+=($!); rpid=$!
+"$out/riskbench" serve-floor --listen 127.0.0.1:$fport >"$out/floor.log" 2>&1 &
+pids+=($!); fpid=$!
+for _ in $(seq 100); do [[ -s "$out/data/credentials.json" ]] && curl -s -o /dev/null http://127.0.0.1:$port/ && break; sleep 0.1; done
+sleep 1
+
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
+tck=$(getconf CLK_TCK)
+jq_ok() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["runs"][0]; print(r["requests"]["ok"] + r["requests"]["warmup"], "%.0f" % r["throughput_ok_per_s"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r.get("errors_by_code") or {})' "$1"; }
+bench() { "$out/riskbench" --quiet --data-dir "$out/data" --duration "$duration" --warmup 2s "$@"; }
+
+echo "machine: $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+c0=$(cpu $rpid)
+bench --server http://127.0.0.1:$port --clients "$clients" --out "$out/riskd-closed.json" >"$out/riskd-closed.txt"
+c1=$(cpu $rpid)
+read -r n rate p50 p99 errs < <(jq_ok "$out/riskd-closed.json")
+riskd_cpu=$(echo "scale=1; ($c1 - $c0) * 1000000 / $tck / $n" | bc)
+echo "riskd  closed loop, $clients clients: $rate ok/s, p50 $p50 ms, p99 $p99 ms, errors $errs; server CPU $riskd_cpu µs/request"
+
+f0=$(cpu $fpid)
+bench --target floor --floor-server http://127.0.0.1:$fport --clients "$clients" --out "$out/floor-closed.json" >"$out/floor-closed.txt"
+f1=$(cpu $fpid)
+read -r fn frate fp50 fp99 ferrs < <(jq_ok "$out/floor-closed.json")
+floor_cpu=$(echo "scale=1; ($f1 - $f0) * 1000000 / $tck / $fn" | bc)
+echo "floor  closed loop, $clients clients: $frate ok/s, p50 $fp50 ms, p99 $fp99 ms, errors $ferrs; server CPU $floor_cpu µs/request"
+echo "riskd / floor: throughput $(echo "scale=3; $rate / $frate" | bc); server CPU per request $(echo "scale=2; $riskd_cpu / $floor_cpu" | bc)x"
+
+half=$(( ${rate%.*} / 2 ))
+bench --server http://127.0.0.1:$port --rate "$half" --out "$out/riskd-open.json" >"$out/riskd-open.txt"
+read -r on orate op50 op99 oerrs < <(jq_ok "$out/riskd-open.json")
+echo "riskd  open loop at $half/s: $orate ok/s, p50 $op50 ms, p99 $op99 ms, errors $oerrs"
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg); reports in $out"
