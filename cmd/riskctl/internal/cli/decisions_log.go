@@ -160,12 +160,14 @@ func decisionsExplain(ctx context.Context, inv *invocation, args []string) error
 // writeExplanation prints an explanation for people, in English with the
 // Chinese alongside.
 func writeExplanation(w io.Writer, x *riskv1.Explanation) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// Labels mix English and Chinese: align by display width, which
+	// tabwriter (one column per rune) does not know.
+	var rows [][2]string
 	row := func(k, v string) {
 		if v == "" {
 			v = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		rows = append(rows, [2]string{k, v})
 	}
 	row("decision / 决定", x.GetDecisionId())
 	row("outcome / 结果", outcomeName(x.GetOutcome())+" ("+outcomeZH[x.GetOutcome()]+")")
@@ -206,8 +208,12 @@ func writeExplanation(w io.Writer, x *riskv1.Explanation) error {
 			row("latency", x.GetLatency().AsDuration().String())
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	keyWidth := 0
+	for _, r := range rows {
+		keyWidth = max(keyWidth, displayWidth(r[0]))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s%s  %s\n", r[0], strings.Repeat(" ", keyWidth-displayWidth(r[0])), r[1])
 	}
 	if len(x.GetReasons()) == 0 {
 		fmt.Fprintln(w, "reasons / 原因: none, no rule fired / 无，未触发任何规则")
@@ -417,4 +423,20 @@ func decisionsExport(ctx context.Context, inv *invocation, args []string, accoun
 // appealStatusName is "OPEN" for APPEAL_STATUS_OPEN.
 func appealStatusName(s riskv1.AppealStatus) string {
 	return strings.TrimPrefix(s.String(), "APPEAL_STATUS_")
+}
+
+// displayWidth is how many terminal columns s takes: East Asian wide and
+// fullwidth characters take two.
+func displayWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		switch {
+		case r >= 0x1100 && r <= 0x115F, r >= 0x2E80 && r <= 0xA4CF, r >= 0xAC00 && r <= 0xD7A3,
+			r >= 0xF900 && r <= 0xFAFF, r >= 0xFE30 && r <= 0xFE4F, r >= 0xFF00 && r <= 0xFF60, r >= 0xFFE0 && r <= 0xFFE6:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
 }
