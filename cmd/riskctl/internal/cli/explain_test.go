@@ -35,8 +35,8 @@ func TestWriteExplanation(t *testing.T) {
 		AppealDeadline: subject.AppealDeadline, Degraded: true, DegradedReason: "budget exceeded", Full: true, Score: 0,
 		RulesetVersion: "v3", AccountId: "acct-1", EventId: "ev-1", Latency: durationpb.New(1200 * time.Microsecond),
 		ShadowReasons: []*riskv1.Reason{{RuleId: "att.implausible_accuracy", RuleVersion: 1, Action: "review", MessageEn: "accuracy", MessageZh: "精度"}},
-		Features: []*riskv1.FeatureValue{{Name: "cheat_packages_installed", Value: structpb.NewNumberValue(0)}, {Name: "km_from_last_location_account", Value: structpb.NewNullValue()}},
-		Event:    &riskv1.Event{EventId: "ev-1", Type: riskv1.EventType_EVENT_TYPE_ATTENDANCE, AccountId: "Zx9pseudonym"},
+		Features:      []*riskv1.FeatureValue{{Name: "cheat_packages_installed", Value: structpb.NewNumberValue(0)}, {Name: "km_from_last_location_account", Value: structpb.NewNullValue()}},
+		Event:         &riskv1.Event{EventId: "ev-1", Type: riskv1.EventType_EVENT_TYPE_ATTENDANCE, AccountId: "Zx9pseudonym"},
 	}
 	for _, tc := range []struct {
 		golden string
