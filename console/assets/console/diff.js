@@ -2,7 +2,8 @@
 import { h } from './shared/dom.js';
 
 export function lineDiff(a, b) {
-  const x = a ? a.split('\n') : [], y = b ? b.split('\n') : [];
+  // A missing final newline is not a changed line.
+  const x = a ? a.replace(/\n$/, '').split('\n') : [], y = b ? b.replace(/\n$/, '').split('\n') : [];
   const n = x.length, m = y.length;
   if (n * m > 4e6) return [...x.map((l) => ({ op: '-', l })), ...y.map((l) => ({ op: '+', l }))];
   const dp = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));

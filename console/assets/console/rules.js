@@ -149,7 +149,8 @@ async function editor(body, ctx) {
   const drawSummary = (rules) => {
     clear(summary, h('table', { id: 'rules-table' },
       h('thead', null, h('tr', null, h('th', null, 'Rule'), h('th', null, 'Applies to'), h('th', null, 'Action'), h('th', null, 'Mode'), h('th', { class: 'num' }, 'Tests'))),
-      h('tbody', null, rules.map((r) => h('tr', { 'data-rule': r.id },
+      h('tbody', null, rules.map((r) => h('tr', { 'data-rule': r.id, class: 'clickable', title: `${r.file}:${r.line}`,
+        onclick: () => { if (r.file && r.file !== state.current) { state.current = r.file; load(); } if (r.line) gotoLine(r.line); } },
         h('td', null, h('span', { class: 'mono' }, r.id), h('span', { class: 'small muted' }, '  ' + (r.description || ''))),
         h('td', { class: 'small' }, (r.appliesTo || []).join(', ') || 'all'),
         h('td', null, r.action || `score ${r.score || 0}`),
@@ -223,7 +224,7 @@ async function editor(body, ctx) {
       card('Test and publish', h('div', { class: 'stack' },
         h('div', { class: 'row' }, h('button', { type: 'button', id: 'run-tests', onclick: () => runTests(true) }, 'Run tests'),
           h('button', { type: 'button', id: 'diff', onclick: doDiff }, 'Diff against live')),
-        h('div', { class: 'two' }, h('div', { class: 'field' }, h('label', { for: 'bt-from' }, 'Backtest from'), from),
+        h('div', { class: 'two' }, h('div', { class: 'field' }, h('label', { for: 'bt-from' }, 'Backtest events from'), from),
           h('div', { class: 'field' }, h('label', { for: 'bt-to' }, 'to'), to)),
         h('div', { class: 'row' }, h('button', { type: 'button', id: 'backtest', onclick: doBacktest }, 'Run backtest'),
           h('span', { class: 'muted small' }, 'replays recorded events through live and this candidate')),
