@@ -63,6 +63,7 @@ rejected; everything else was ingested.`,
 			fs.StringVar(&o.accountFrom, "account-from", "user", "combined: where the account id is, `SOURCE`: user (the log's user field), query:NAME, header:NAME or cookie:NAME")
 			fs.StringVar(&o.extraFields, "extra-fields", "", "combined: comma-separated `NAMES` of the quoted fields logged after the user agent, e.g. x-account-id")
 			fs.IntVar(&o.batch, "batch", 1000, "`N` events per stream message, 1..10000")
+			fs.IntVar(&o.streams, "streams", 1, "`N` concurrent Ingest streams, 1..16: more use more of riskd's cores, but events of different streams are not recorded in input order")
 			fs.StringVar(&o.rejectFile, "reject-file", "", "write rejected lines to `PATH`")
 			fs.StringVar(&o.rejectFile, "reject", "", "same as --reject-file (`PATH`)")
 			fs.IntVar(&o.showErrors, "show-errors", 20, "print at most `N` rejected lines (all are counted)")
@@ -78,6 +79,7 @@ type ingestOptions struct {
 	accountFrom   string
 	extraFields   string
 	batch         int
+	streams       int
 	rejectFile    string
 	showErrors    int
 	progress      string
@@ -137,6 +139,9 @@ func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string)
 	default:
 		return usagef("--format %q: want auto, ndjson or combined (clf)", o.format)
 	}
+	if o.streams < 1 || o.streams > 16 {
+		return usagef("--streams %d: want 1..16", o.streams)
+	}
 	if o.batch < 1 || o.batch > maxEventsPerMessage {
 		return usagef("--batch %d: want 1..%d", o.batch, maxEventsPerMessage)
 	}
@@ -195,25 +200,72 @@ func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string)
 	start := inv.env.Clock.Now()
 	stopProgress := r.startProgress(total, start)
 
-	batches := make(chan []*riskv1.Event, 4)
+	batches := make(chan outBatch, 4*o.streams)
 	readErr := make(chan error, 1)
 	go func() { readErr <- r.readAll(ctx, batches) }()
 
-	stream := client.Ingest(ctx)
-	var sendErr error
-	for b := range batches {
-		if sendErr != nil {
-			continue // drain, so the reader finishes
-		}
-		if err := stream.Send(&riskv1.IngestRequest{Events: b}); err != nil {
-			sendErr = err
-			cancel() // stop reading; CloseAndReceive has riskd's reason
-			continue
-		}
-		r.sent.Add(int64(len(b)))
+	// Each stream's errors name indexes within that stream; sent maps them
+	// back to indexes in the whole input (which locate turns into lines).
+	type sentMsg struct{ streamFirst, first int64 }
+	type streamResult struct {
+		resp    *riskv1.IngestResponse
+		err     error
+		sendErr error
+	}
+	results := make(chan streamResult, o.streams)
+	for range o.streams {
+		go func() {
+			stream := client.Ingest(ctx)
+			var (
+				sent    []sentMsg
+				n       int64
+				sendErr error
+			)
+			for b := range batches {
+				if sendErr != nil {
+					continue // drain, so the reader finishes
+				}
+				if err := stream.Send(&riskv1.IngestRequest{Events: b.events}); err != nil {
+					sendErr = err
+					cancel() // stop reading; CloseAndReceive has riskd's reason
+					continue
+				}
+				sent = append(sent, sentMsg{n, b.first})
+				n += int64(len(b.events))
+				r.sent.Add(int64(len(b.events)))
+			}
+			resp, err := stream.CloseAndReceive()
+			if err != nil {
+				results <- streamResult{err: err, sendErr: sendErr}
+				return
+			}
+			for _, e := range resp.Msg.GetErrors() {
+				i := sort.Search(len(sent), func(i int) bool { return sent[i].streamFirst > e.GetIndex() }) - 1
+				if i >= 0 {
+					e.Index = sent[i].first + e.GetIndex() - sent[i].streamFirst
+				}
+			}
+			results <- streamResult{resp: resp.Msg, sendErr: sendErr}
+		}()
 	}
 	rerr := <-readErr
-	resp, err := stream.CloseAndReceive()
+	err = nil
+	var sendErr error
+	resp := &riskv1.IngestResponse{}
+	for range o.streams {
+		res := <-results
+		if res.err != nil && err == nil {
+			err = res.err
+		}
+		if res.sendErr != nil && sendErr == nil {
+			sendErr = res.sendErr
+		}
+		if res.resp != nil {
+			resp.Accepted += res.resp.GetAccepted()
+			resp.Duplicates += res.resp.GetDuplicates()
+			resp.Errors = append(resp.Errors, res.resp.GetErrors()...)
+		}
+	}
 	stopProgress()
 	if rerr != nil && !errors.Is(rerr, context.Canceled) {
 		return rerr
@@ -227,12 +279,18 @@ func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string)
 	if ctx.Err() != nil && rerr != nil {
 		return rerr
 	}
-	return r.finish(resp.Msg, inv.env.Clock.Now().Sub(start))
+	return r.finish(resp, inv.env.Clock.Now().Sub(start))
+}
+
+// outBatch is one message's events and the input index of the first.
+type outBatch struct {
+	events []*riskv1.Event
+	first  int64
 }
 
 // readAll parses every file in order and hands batches to out; it closes
 // out when done.
-func (r *ingestRun) readAll(ctx context.Context, out chan<- []*riskv1.Event) error {
+func (r *ingestRun) readAll(ctx context.Context, out chan<- outBatch) error {
 	defer close(out)
 	var index int64
 	lastFile, lastLine := -1, int64(0)
@@ -242,7 +300,7 @@ func (r *ingestRun) readAll(ctx context.Context, out chan<- []*riskv1.Event) err
 			return nil
 		}
 		select {
-		case out <- batch:
+		case out <- outBatch{events: batch, first: index - int64(len(batch))}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
