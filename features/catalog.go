@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -330,6 +331,14 @@ type keyField struct {
 	get  func(ev *event.Event, dst []byte) ([]byte, bool)
 }
 
+// appendHash appends a 64-bit FNV-1a hash of s, for key fields that are not
+// identifiers (and so have no pseudonym) but should not be stored as text.
+func appendHash(dst []byte, s string) []byte {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum(dst)
+}
+
 func str(dst []byte, s string) ([]byte, bool) {
 	if s == "" {
 		return dst, false
@@ -372,6 +381,24 @@ var keyFields = map[string]keyField{
 			return append(d, ev.P.Site...), true
 		}
 		return str(d, ev.Attendance.SiteID)
+	}},
+	// A hash of the user agent: an agent is shared by every device of a
+	// model and app version; the hash keeps free text out of keys.
+	"network.user_agent": {cat: CatNetwork, get: func(ev *event.Event, d []byte) ([]byte, bool) {
+		if ev.Network.UserAgent == "" {
+			return d, false
+		}
+		return appendHash(d, ev.Network.UserAgent), true
+	}},
+	// A hash of the raw coordinates' exact bits: equal only for fixes
+	// identical to the last digit (a replayed location), which the coarse
+	// location cannot tell from two genuine fixes 50 m apart. Only the hash
+	// is stored, never the coordinates.
+	"location.exact": {cat: CatLocation, get: func(ev *event.Event, d []byte) ([]byte, bool) {
+		if !ev.Has.Location {
+			return d, false
+		}
+		return appendHash(d, fmt.Sprintf("%x/%x", math.Float64bits(ev.Location.Latitude), math.Float64bits(ev.Location.Longitude))), true
 	}},
 	// The stored (coarsened) coordinates, compared exactly.
 	"location": {cat: CatLocation, get: func(ev *event.Event, d []byte) ([]byte, bool) {
