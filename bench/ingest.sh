@@ -3,7 +3,7 @@
 # end to end, on a fresh data directory, and prints events/s and the CPU
 # each side used (so that a busy machine's figure can be read per core).
 #
-#   bench/ingest.sh [LINES] [combined|ndjson]
+#   [STREAMS=2] bench/ingest.sh [LINES] [combined|ndjson]
 #
 # combined: web access log lines (SERVICE_LOG events, account from ?uid=);
 # ndjson: the bench workload's mixed events (logins, payments, check-ins,
@@ -13,7 +13,8 @@ n=${1:-1000000}
 format=${2:-combined}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
-trap 'kill $riskd 2>/dev/null || true; rm -rf "$work"' EXIT
+riskd=
+trap 'kill $riskd 2>/dev/null && wait $riskd 2>/dev/null; rm -rf "$work"' EXIT
 cd "$root"
 go build -o "$work/" ./cmd/riskd ./cmd/riskctl ./bench/ingestgen
 flags=()
@@ -31,7 +32,7 @@ sleep 0.5
 start=$(date +%s.%N)
 /usr/bin/time -f "riskctl: %U s user, %S s system" \
   "$work/riskctl" --server "http://127.0.0.1:$port" --data-dir "$work/data" \
-  ingest --progress none "${flags[@]}" "$work/input"
+  ingest --progress none --streams "${STREAMS:-2}" "${flags[@]}" "$work/input"
 end=$(date +%s.%N)
 read -r utime stime < <(awk '{print $14, $15}' /proc/$riskd/stat)
 tck=$(getconf CLK_TCK)
