@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -180,11 +181,31 @@ func (s *appealService) applyRemedy(ctx context.Context, r *decisions.Remedy) {
 			return
 		}
 	}
+	if l.Contains(allowedAccounts, r.AccountID) && allowedAtLeastUntil(l, s.eng.Normalizer().Pseudonym(ingest.KindAccount, r.AccountID), r.Until) {
+		// Adding again would replace a longer (or permanent) allowance.
+		s.log.InfoContext(ctx, "appeal remedy: the account is already allowed for longer", "appeal", r.AppealID)
+		return
+	}
 	if err := l.Add(allowedAccounts, r.AccountID, r.Until); err != nil {
 		s.log.ErrorContext(ctx, "appeal remedy: adding the account to the allowed list", "appeal", r.AppealID, "err", err)
 		return
 	}
 	s.log.InfoContext(ctx, "appeal remedy applied", "appeal", r.AppealID, "until", r.Until)
+}
+
+// allowedAtLeastUntil reports whether the allowed list holds the account's
+// pseudonym with no expiry or one at or after until.
+func allowedAtLeastUntil(l *lists.Lists, pseudonym string, until time.Time) bool {
+	entries, err := l.Entries(allowedAccounts)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.Value == pseudonym {
+			return e.Expires.IsZero() || !e.Expires.Before(until)
+		}
+	}
+	return false
 }
 
 // ruleHits returns the live set's per-rule hit counts.

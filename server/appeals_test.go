@@ -926,3 +926,29 @@ func TestIndependenceWithRulesStore(t *testing.T) {
 	wantCode(t, "the rule's author resolving", resolve(s.creds.Analyst), connect.CodePermissionDenied)
 	wantCode(t, "an admin resolving", resolve(s.creds.Admin), 0)
 }
+
+// A remedy never shortens an allowance the account already has.
+func TestRemedyKeepsLongerAllowance(t *testing.T) {
+	s := startAppealServer(t)
+	ctx := context.Background()
+	d := s.evaluate(mockedCheckIn("keep-1", "acct-k", s.clk.Now()))
+	ls := s.eng.Lists()
+	if _, err := ls.Create("allowed_accounts", lists.Identifier, lists.CreateOptions{IdentifierKind: ingest.KindAccount}); err != nil && !errors.Is(err, lists.ErrExists) {
+		t.Fatal(err)
+	}
+	if err := ls.Add("allowed_accounts", "acct-k", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.file(s.subject("acct-k"), d.DecisionId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.appeals(protoConnect, s.creds.Admin).ResolveAppeal(ctx, connect.NewRequest(&riskv1.ResolveAppealRequest{
+		AppealId: a.AppealId, Resolution: riskv1.AppealStatus_APPEAL_STATUS_OVERTURNED, Reason: "ok", RemedyDays: 3})); err != nil {
+		t.Fatal(err)
+	}
+	s.clk.Advance(10 * 24 * time.Hour)
+	if later := s.evaluate(mockedCheckIn("keep-2", "acct-k", s.clk.Now())); later.GetOutcome() != riskv1.Outcome_OUTCOME_ALLOW {
+		t.Errorf("the permanent allowance was cut to the remedy's 3 days: %v %v", later.GetOutcome(), later.GetReasons())
+	}
+}
