@@ -6,21 +6,69 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// entry is the decoded state of one (state, period, entity) key in memory.
+// maxPeriods is how many periods an entry keeps once no in-flight write
+// needs the others: a read needs at most two (the current and the previous);
+// one more spares reloads for late events around a period boundary.
+const maxPeriods = 3
+
+// entry is the decoded state of one (state, entity) in memory: one period
+// per loaded key (state, period, entity). One entry answers both periods a
+// read touches, so an event costs one lookup per state, not two.
 type entry struct {
-	key string // the full pebble key
-	st  state  // guarded by the entity's stripe lock
+	id  uint16
+	ent string         // the entity key
+	per []*periodState // guarded by the entity's stripe lock
 
 	// guarded by the shard's mu:
 	pending int  // Apply calls whose batch is not yet Done
 	stale   bool // a Done(committed=false) touched it: drop once pending is 0
 }
 
-// cache is an LRU of entries, sharded by key hash so that concurrent
+// periodState is one period's state as on disk plus the deltas of the
+// in-flight writes that pinned its entry.
+type periodState struct {
+	p  int64
+	st state
+}
+
+// find returns the loaded state of period p, or nil.
+func (e *entry) find(p int64) *state {
+	for _, ps := range e.per {
+		if ps.p == p {
+			return &ps.st
+		}
+	}
+	return nil
+}
+
+// add records a freshly loaded period. When no other in-flight write holds
+// deltas in the entry (others == 0), periods other than keep1 and keep2 are
+// forgotten, oldest first, to stay within maxPeriods: they are complete on
+// disk and reload when a late event needs them. Called with the stripe lock.
+func (e *entry) add(ps *periodState, others int, keep1, keep2 int64) {
+	for others == 0 && len(e.per) >= maxPeriods {
+		drop := -1
+		for i, x := range e.per {
+			if x.p != keep1 && x.p != keep2 && (drop < 0 || x.p < e.per[drop].p) {
+				drop = i
+			}
+		}
+		if drop < 0 {
+			break
+		}
+		e.per[drop] = e.per[len(e.per)-1]
+		e.per[len(e.per)-1] = nil
+		e.per = e.per[:len(e.per)-1]
+	}
+	e.per = append(e.per, ps)
+}
+
+// cache is an LRU of entries, sharded by hash so that concurrent
 // evaluations rarely share a mutex. An entry with pending (uncommitted)
 // deltas is pinned in a side map: the LRU may forget it, but lookups still
 // find it until its last Done, so it is never reloaded from disk without
-// the deltas that are not on disk yet.
+// the deltas that are not on disk yet. The hash is the one that picks the
+// entity's stripe lock (prepare), computed once per state and event.
 type cache struct {
 	shards []cacheShard
 	mask   uint64
@@ -50,32 +98,39 @@ func newCache(entries int) *cache {
 
 func (c *cache) shard(h uint64) *cacheShard { return &c.shards[(h>>32)&c.mask] }
 
-func (sh *cacheShard) lookupLocked(h uint64, key []byte) *entry {
-	if e, ok := sh.pinned[h]; ok && e.key == string(key) {
+func (e *entry) is(id uint16, ent []byte) bool { return e.id == id && e.ent == string(ent) }
+
+func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
+	if e, ok := sh.pinned[h]; ok && e.is(id, ent) {
 		sh.lru.Get(h) // refresh recency
 		return e
 	}
-	if e, ok := sh.lru.Get(h); ok && e.key == string(key) {
+	if e, ok := sh.lru.Get(h); ok && e.is(id, ent) {
 		return e
 	}
 	return nil
 }
 
-// get returns the cached entry for key, pinning it when pin is set.
-func (c *cache) get(h uint64, key []byte, pin bool) *entry {
+// get returns the cached entry for (id, ent), pinning it when pin is set,
+// and the number of other in-flight writes pinning it.
+func (c *cache) get(h uint64, id uint16, ent []byte, pin bool) (*entry, int) {
 	sh := c.shard(h)
 	sh.mu.Lock()
-	e := sh.lookupLocked(h, key)
-	if e != nil && pin {
-		e.pending++
-		sh.pinned[h] = e
+	e := sh.lookupLocked(h, id, ent)
+	others := 0
+	if e != nil {
+		others = e.pending
+		if pin {
+			e.pending++
+			sh.pinned[h] = e
+		}
 	}
 	sh.mu.Unlock()
-	return e
+	return e, others
 }
 
-// put inserts a freshly loaded entry (the caller holds its stripe lock, so
-// nobody else can have loaded the same key meanwhile).
+// put inserts a new entry (the caller holds its stripe lock, so nobody
+// else can have inserted the same one meanwhile).
 func (c *cache) put(h uint64, e *entry, pin bool) {
 	sh := c.shard(h)
 	sh.mu.Lock()

@@ -163,14 +163,17 @@ func (s *Store) Erase(entities, members []string) (EraseReport, error) {
 // on disk and in memory, under the entity's stripe lock.
 func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 	id := uint16(key[1])<<8 | uint16(key[2])
-	h := xxhash.Sum64(key[11:]) ^ uint64(id)*0x9E3779B97F4A7C15
+	h := entityHash(id, key[11:])
 	mu := &s.locks[h%stripes]
 	mu.Lock()
 	defer mu.Unlock()
-	e := s.cache.get(xxhash.Sum64(key), key, false)
+	var mem *state // the period in memory, if loaded
+	if e, _ := s.cache.get(h, id, key[11:], false); e != nil {
+		mem = e.find(keys.Time(key[3:11]))
+	}
 	if hashes == nil {
-		if e != nil {
-			e.st = state{}
+		if mem != nil {
+			*mem = state{}
 		}
 		if err := s.db.Delete(key, pebble.Sync); err != nil {
 			return fmt.Errorf("features: erase: %w", err)
@@ -178,8 +181,8 @@ func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 		return nil
 	}
 	var st state
-	if e != nil {
-		st = e.st
+	if mem != nil {
+		st = *mem
 	} else {
 		v, c, err := s.db.Get(key)
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -204,8 +207,8 @@ func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 		}
 	}
 	st.set = set
-	if e != nil {
-		e.st = st
+	if mem != nil {
+		*mem = st
 	}
 	v, err := st.encode(nil)
 	if err != nil {

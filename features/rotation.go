@@ -65,9 +65,9 @@ func (w *work) aliasesOf(si int) [][]byte {
 	return nil
 }
 
-// mergeAliases merges into e the state stored for key's state and period
+// mergeAliases merges into st the state stored for key's state and period
 // under each alias entity.
-func (s *Store) mergeAliases(e *entry, key []byte, alias [][]byte) error {
+func (s *Store) mergeAliases(st *state, key []byte, alias [][]byte) error {
 	if len(alias) == 0 {
 		return nil
 	}
@@ -82,7 +82,7 @@ func (s *Store) mergeAliases(e *entry, key []byte, alias [][]byte) error {
 		if err != nil {
 			return fmt.Errorf("features: read state: %w", err)
 		}
-		err = e.st.merge(v)
+		err = st.merge(v)
 		c.Close()
 		if err != nil {
 			return fmt.Errorf("features: state %x: %w", k, err)

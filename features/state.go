@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/cockroachdb/pebble/v2"
@@ -144,10 +145,12 @@ func (s *state) addLast(v lastVal) {
 	if i >= lastKeep {
 		return
 	}
-	s.last = slices.Insert(s.last, i, v)
-	if len(s.last) > lastKeep {
-		s.last = s.last[:lastKeep]
+	if len(s.last) == lastKeep { // full: shift in place rather than grow
+		copy(s.last[i+1:], s.last[i:lastKeep-1])
+		s.last[i] = v
+		return
 	}
+	s.last = slices.Insert(s.last, i, v)
 }
 
 // merge adds the encoded state or operand b. Merging is commutative and
@@ -312,8 +315,9 @@ func Merger() *pebble.Merger {
 			if len(key) == 0 || key[0] != keys.FeatureState {
 				return pebble.DefaultMerger.Merge(key, value)
 			}
-			m := &valueMerger{}
-			if err := m.st.merge(value); err != nil {
+			m := mergerPool.Get().(*valueMerger)
+			m.reset()
+			if err := m.add(value); err != nil {
 				return nil, err
 			}
 			return m, nil
@@ -321,13 +325,181 @@ func Merger() *pebble.Merger {
 	}
 }
 
-type valueMerger struct{ st state }
+// valueMerger combines operands during flushes, compactions and reads. It
+// is the hot loop of every compaction, so counts and exact sets are
+// combined in flat arrays (no maps, no allocation once pooled) and only
+// sketches go through state. The result equals state.merge then encode.
+type valueMerger struct {
+	tag     byte
+	slow    bool  // st holds everything (sketches)
+	st      state // slow path; tagLast always
+	present uint64
+	cnt     [slots]int64
+	pairs   []distinctPair
+	buf     []byte
+}
 
-func (m *valueMerger) MergeNewer(v []byte) error { return m.st.merge(v) }
-func (m *valueMerger) MergeOlder(v []byte) error { return m.st.merge(v) }
+type distinctPair struct{ h, mask uint64 }
+
+var mergerPool = sync.Pool{New: func() any { return new(valueMerger) }}
+
+func (m *valueMerger) reset() {
+	for p := m.present; p != 0; p &= p - 1 {
+		m.cnt[bitsTrailing(p)] = 0
+	}
+	m.tag, m.slow, m.present = 0, false, 0
+	m.st = state{last: m.st.last[:0]}
+	m.pairs = m.pairs[:0]
+	m.buf = m.buf[:0]
+}
+
+func (m *valueMerger) add(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if m.slow {
+		return m.st.merge(b)
+	}
+	tag := b[0]
+	if m.tag != 0 && m.tag != tag && !(isDistinct(m.tag) && isDistinct(tag)) {
+		return fmt.Errorf("%w: merging tag %d into %d", errCorrupt, tag, m.tag)
+	}
+	switch tag {
+	case tagCount:
+		m.tag = tagCount
+		for p := b[1:]; len(p) > 0; {
+			slot := p[0]
+			n, k := binary.Varint(p[1:])
+			if k <= 0 || slot >= slots {
+				return errCorrupt
+			}
+			m.cnt[slot] += n
+			m.present |= 1 << slot
+			p = p[1+k:]
+		}
+	case tagDistinct:
+		if (len(b)-1)%16 != 0 {
+			return errCorrupt
+		}
+		m.tag = tagDistinct
+		for p := b[1:]; len(p) > 0; p = p[16:] {
+			x := distinctPair{binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])}
+			if x.mask>>slots != 0 {
+				return errCorrupt
+			}
+			m.pairs = append(m.pairs, x)
+		}
+		if len(m.pairs) > 4*ExactDistinctLimit {
+			if m.compact() > ExactDistinctLimit {
+				return m.toSlow()
+			}
+		}
+	case tagLast:
+		m.tag = tagLast
+		return m.st.merge(b)
+	default: // sketches (and unknown tags, which state reports)
+		if err := m.toSlow(); err != nil {
+			return err
+		}
+		return m.st.merge(b)
+	}
+	return nil
+}
+
+// compact sorts the exact pairs by hash and ORs duplicates' masks; it
+// returns the number of distinct hashes.
+func (m *valueMerger) compact() int {
+	slices.SortFunc(m.pairs, func(a, b distinctPair) int {
+		switch {
+		case a.h < b.h:
+			return -1
+		case a.h > b.h:
+			return 1
+		}
+		return 0
+	})
+	out := m.pairs[:0]
+	for _, x := range m.pairs {
+		if n := len(out); n > 0 && out[n-1].h == x.h {
+			out[n-1].mask |= x.mask
+			continue
+		}
+		out = append(out, x)
+	}
+	m.pairs = out
+	return len(out)
+}
+
+// toSlow moves what the flat arrays hold into st.
+func (m *valueMerger) toSlow() error {
+	if m.slow || m.tag == tagLast {
+		m.slow = true
+		return nil
+	}
+	buf, err := m.encodeFast(m.buf[:0])
+	m.buf = buf
+	if err != nil {
+		return err
+	}
+	m.slow = true
+	return m.st.merge(buf)
+}
+
+func (m *valueMerger) encodeFast(dst []byte) ([]byte, error) {
+	switch m.tag {
+	case tagCount:
+		dst = append(dst, tagCount)
+		for p := m.present; p != 0; p &= p - 1 {
+			slot := bitsTrailing(p)
+			dst = append(dst, byte(slot))
+			dst = binary.AppendVarint(dst, m.cnt[slot])
+		}
+		return dst, nil
+	case tagDistinct:
+		if m.compact() > ExactDistinctLimit {
+			var st state
+			st.tag = tagDistinct
+			st.set = make(map[uint64]uint64, len(m.pairs))
+			for _, x := range m.pairs {
+				st.set[x.h] = x.mask
+			}
+			st.toHLL()
+			return st.encode(dst)
+		}
+		dst = append(dst, tagDistinct)
+		for _, x := range m.pairs {
+			dst = binary.BigEndian.AppendUint64(dst, x.h)
+			dst = binary.BigEndian.AppendUint64(dst, x.mask)
+		}
+		return dst, nil
+	}
+	return dst, nil
+}
+
+func (m *valueMerger) MergeNewer(v []byte) error { return m.add(v) }
+func (m *valueMerger) MergeOlder(v []byte) error { return m.add(v) }
+
+// Finish returns the merged value; pebble closes the closer when done with
+// it, which returns the merger (and the value's buffer) to the pool.
 func (m *valueMerger) Finish(bool) ([]byte, io.Closer, error) {
-	b, err := m.st.encode(nil)
-	return b, nil, err
+	var err error
+	if m.slow || m.tag == tagLast {
+		m.buf, err = m.st.encode(m.buf[:0])
+	} else {
+		m.buf, err = m.encodeFast(m.buf[:0])
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.buf, m, nil
+}
+
+func (m *valueMerger) Close() error {
+	if cap(m.pairs) > 16*ExactDistinctLimit || cap(m.buf) > 1<<20 {
+		return nil // let an outsized merger go
+	}
+	mergerPool.Put(m)
+	return nil
 }
 
 // ConfigureDB sets what the feature store needs from the DB's options: the

@@ -127,21 +127,21 @@ func (s *Store) Done(p *Pending, committed bool) {
 
 // plan is one state's part in one evaluation.
 type plan struct {
-	si      int
-	ok      bool   // applicable: the event's type reads this state
-	counts  bool   // the event passes the where filter: Apply adds it
-	ent     []byte // entity key (view into work.buf)
-	stripe  int
-	hi      int64 // windowed: granule index of t; last: period of t
-	cur     *entry
-	prev    *entry // nil when the window does not reach the previous period
-	curH    uint64
-	of      []byte // distinct: the value's pseudonym
-	hasOf   bool
-	sum     int64
-	res     stateRead
-	curKey  []byte
-	prevKey []byte
+	si     int
+	ok     bool   // applicable: the event's type reads this state
+	counts bool   // the event passes the where filter: Apply adds it
+	ent    []byte // entity key (view into work.buf)
+	stripe int
+	hi     int64  // windowed: granule index of t; last: period of t
+	h      uint64 // hash of (state, entity): stripe and cache shard
+	cur    *state
+	prev   *state // nil when the window does not reach the previous period
+	of     []byte // distinct: the value's pseudonym
+	hasOf  bool
+	sum    int64
+	res    stateRead
+	curKey []byte
+	key    []byte // scratch for period keys on a cache miss
 }
 
 type stateRead struct {
@@ -231,8 +231,8 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 	spans := spansArr[:0]
 	for si, st := range states {
 		p := &w.plans[si]
-		ck, pk := p.curKey, p.prevKey
-		*p = plan{si: si, curKey: ck, prevKey: pk}
+		ck, pk := p.curKey, p.key
+		*p = plan{si: si, curKey: ck, key: pk}
 		spans = append(spans, span{})
 		// The type decides what an event reads; the where filter only
 		// whether it counts: a successful login reads the failures before it.
@@ -303,8 +303,8 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 		sp := spans[si]
 		p.ent = w.buf[sp.a:sp.b:sp.b]
 		p.of = w.buf[sp.oa:sp.ob:sp.ob]
-		h := xxhash.Sum64(p.ent) ^ uint64(states[si].id)*0x9E3779B97F4A7C15
-		p.stripe = int(h % stripes)
+		p.h = entityHash(states[si].id, p.ent)
+		p.stripe = int(p.h % stripes)
 		w.stripes = append(w.stripes, p.stripe)
 	}
 	slices.Sort(w.stripes)
@@ -324,36 +324,9 @@ func (s *Store) unlock(w *work) {
 	}
 }
 
-// load returns the entry for key from the cache or the DB.
-func (s *Store) load(key []byte, pinIt bool, pend *Pending, alias [][]byte) (*entry, uint64, error) {
-	h := xxhash.Sum64(key)
-	if e := s.cache.get(h, key, pinIt); e != nil {
-		if pinIt {
-			pend.pins = append(pend.pins, pin{h, e})
-		}
-		return e, h, nil
-	}
-	e := &entry{key: string(key)}
-	v, closer, err := s.db.Get(key)
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return nil, 0, fmt.Errorf("features: read state: %w", err)
-	default:
-		err = e.st.merge(v)
-		closer.Close()
-		if err != nil {
-			return nil, 0, fmt.Errorf("features: state %x: %w", key, err)
-		}
-	}
-	if err := s.mergeAliases(e, key, alias); err != nil {
-		return nil, 0, err
-	}
-	s.cache.put(h, e, pinIt)
-	if pinIt {
-		pend.pins = append(pend.pins, pin{h, e})
-	}
-	return e, h, nil
+// entityHash picks the stripe lock and cache slot of a state's entity.
+func entityHash(id uint16, ent []byte) uint64 {
+	return xxhash.Sum64(ent) ^ uint64(id)*0x9E3779B97F4A7C15
 }
 
 // periodsOf returns the period holding granule (or, for last, period) hi
@@ -367,8 +340,36 @@ func periodsOf(st *stateDef, hi int64) (cur, prev int64, needPrev bool) {
 	return cur, prev, prev != cur
 }
 
-// loadAll fetches the entries every applicable plan reads. Called with the
-// stripes locked.
+// loadPeriod returns period per of e, reading it from the DB (and the
+// rotation's old keys) when it is not in memory.
+func (s *Store) loadPeriod(p *plan, st *stateDef, e *entry, per int64, others int, keep int64, alias [][]byte) (*state, error) {
+	if x := e.find(per); x != nil {
+		return x, nil
+	}
+	ps := &periodState{p: per}
+	p.key = s.appendKey(p.key[:0], st, per, p.ent)
+	v, closer, err := s.db.Get(p.key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("features: read state: %w", err)
+	default:
+		err = ps.st.merge(v)
+		closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("features: state %x: %w", p.key, err)
+		}
+	}
+	if err := s.mergeAliases(&ps.st, p.key, alias); err != nil {
+		return nil, err
+	}
+	e.add(ps, others, per, keep)
+	return &ps.st, nil
+}
+
+// loadAll fetches the state every applicable plan reads: one cache lookup
+// per state and entity, a DB read per period not in memory. Called with
+// the stripes locked; pend (nil for reads) pins the entries.
 func (s *Store) loadAll(w *work, pend *Pending) error {
 	for si := range w.plans {
 		p := &w.plans[si]
@@ -376,18 +377,31 @@ func (s *Store) loadAll(w *work, pend *Pending) error {
 			continue
 		}
 		st := s.cat.states[si]
+		e, others := s.cache.get(p.h, st.id, p.ent, pend != nil)
+		if e == nil {
+			e = &entry{id: st.id, ent: string(p.ent)}
+			s.cache.put(p.h, e, pend != nil)
+		}
+		if pend != nil {
+			pend.pins = append(pend.pins, pin{p.h, e})
+		}
 		curP, prevP, needPrev := periodsOf(st, p.hi)
+		if !needPrev {
+			prevP = curP
+		}
 		var err error
-		p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
-		if p.cur, p.curH, err = s.load(p.curKey, pend != nil, pend, w.aliasesOf(si)); err != nil {
+		alias := w.aliasesOf(si)
+		if p.cur, err = s.loadPeriod(p, st, e, curP, others, prevP, alias); err != nil {
 			return err
 		}
 		p.prev = nil
 		if needPrev {
-			p.prevKey = s.appendKey(p.prevKey[:0], st, prevP, p.ent)
-			if p.prev, _, err = s.load(p.prevKey, false, nil, w.aliasesOf(si)); err != nil {
+			if p.prev, err = s.loadPeriod(p, st, e, prevP, others, curP, alias); err != nil {
 				return err
 			}
+		}
+		if p.counts && pend != nil {
+			p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
 		}
 	}
 	return nil
@@ -401,20 +415,20 @@ func (s *Store) readState(p *plan, t int64) {
 	case AggCount, AggSum, AggSeenBefore:
 		curBase := floorDiv(p.hi, slots) * slots
 		lo := p.hi - (slots - 1)
-		p.res.n = p.cur.st.sumRange(int(max(lo, curBase)-curBase), int(p.hi-curBase))
+		p.res.n = p.cur.sumRange(int(max(lo, curBase)-curBase), int(p.hi-curBase))
 		if p.prev != nil {
 			prevBase := curBase - slots
-			p.res.n += p.prev.st.sumRange(int(lo-prevBase), slots-1)
+			p.res.n += p.prev.sumRange(int(lo-prevBase), slots-1)
 		}
 	case AggDistinct:
 		p.res.n = distinctRead(p)
 	case AggLast:
 		h := int64(st.window)
-		for _, e := range [2]*entry{p.cur, p.prev} {
+		for _, e := range [2]*state{p.cur, p.prev} {
 			if e == nil {
 				continue
 			}
-			for _, v := range e.st.last {
+			for _, v := range e.last {
 				if v.t <= t && v.t > t-h && (!p.res.found || v.newer(p.res.last)) {
 					p.res.found, p.res.last = true, v
 				}
@@ -438,11 +452,7 @@ func distinctRead(p *plan) int64 {
 	if p.prev != nil {
 		prevMask = rangeMask(lo-(curBase-slots), slots-1)
 	}
-	cur := &p.cur.st
-	var prev *state
-	if p.prev != nil {
-		prev = &p.prev.st
-	}
+	cur, prev := p.cur, p.prev
 	if cur.tag != tagHLL && (prev == nil || prev.tag != tagHLL) {
 		var n int64
 		for h, m := range cur.set {
@@ -502,7 +512,7 @@ func (s *Store) update(w *work, p *plan, ev *event.Event, b *pebble.Batch) error
 			}
 		}
 		slot := uint8(p.hi - floorDiv(p.hi, slots)*slots)
-		p.cur.st.addCount(slot, n)
+		p.cur.addCount(slot, n)
 		op = append(op, tagCount, slot)
 		op = appendVarint(op, n)
 	case AggDistinct:
@@ -511,7 +521,7 @@ func (s *Store) update(w *work, p *plan, ev *event.Event, b *pebble.Batch) error
 		}
 		slot := uint64(p.hi - floorDiv(p.hi, slots)*slots)
 		hv := xxhash.Sum64(p.of)
-		p.cur.st.addDistinct(hv, 1<<slot)
+		p.cur.addDistinct(hv, 1<<slot)
 		op = append(op, tagDistinct)
 		op = appendU64(op, hv)
 		op = appendU64(op, 1<<slot)
@@ -520,7 +530,7 @@ func (s *Store) update(w *work, p *plan, ev *event.Event, b *pebble.Batch) error
 		if st.lastLoc {
 			v.lat, v.lon = ev.P.CoarseLat, ev.P.CoarseLon
 		}
-		p.cur.st.addLast(v)
+		p.cur.addLast(v)
 		op = append(op, tagLast)
 		op = appendLast(op, v)
 	}
