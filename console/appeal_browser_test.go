@@ -2,9 +2,11 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -55,9 +57,14 @@ func TestSubjectAppealsAndSeesTheReason(t *testing.T) {
 	}
 	screenshot(t, phone, "appeal-decision-en")
 
+	const statement = "I was at the site. My phone was repaired last week and the shop left developer options on."
 	run(t, phone, "file an appeal",
-		chromedp.SendKeys(`#statement`, "I was at the site. My phone was repaired last week and the shop left developer options on.", chromedp.ByQuery),
-		chromedp.SendKeys(`#contact`, "alice@example.com", chromedp.ByQuery),
+		chromedp.SendKeys(`#statement`, statement, chromedp.ByQuery),
+		chromedp.SendKeys(`#contact`, "alice@example.com", chromedp.ByQuery))
+	if got, want := textOf(t, phone, "#counter"), fmt.Sprintf("%d / 4,000", utf8.RuneCountInString(statement)); got != want {
+		t.Errorf("counter %q, want %q", got, want)
+	}
+	run(t, phone, "submit the appeal",
 		chromedp.Click(`#submit-appeal`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#filed-ok`, chromedp.ByQuery))
 	if st := textOf(t, phone, "#appeal-status"); !strings.Contains(st, "Received") {
@@ -130,6 +137,10 @@ func TestSubjectAppealsAndSeesTheReason(t *testing.T) {
 		t.Errorf("reasons in Chinese: %q", got)
 	}
 	screenshot(t, zh, "appeal-resolved-zh")
+	run(t, zh, "switch to English", chromedp.Click(`#lang`, chromedp.ByQuery), chromedp.WaitVisible(`#resolution-reason`, chromedp.ByQuery))
+	if got := textOf(t, zh, "#appeal-status"); !strings.Contains(got, "Decision reversed") {
+		t.Errorf("after the toggle: %q", got)
+	}
 
 	noTokenInURLs(t, b, tok, s.Creds.Analyst)
 	if strings.Contains(s.Logs(), tok) || strings.Contains(s.Logs(), s.Creds.Analyst) {

@@ -89,6 +89,11 @@ func TestConsoleScreens(t *testing.T) {
 	if role := textOf(t, desk, "#role"); !strings.EqualFold(role, "analyst") {
 		t.Errorf("role %q", role)
 	}
+	var auditNav bool
+	run(t, desk, "nav", chromedp.Evaluate(`!!document.querySelector('#nav-audit')`, &auditNav))
+	if auditNav {
+		t.Error("an analyst is shown the admins' audit page")
+	}
 
 	// The queue: oldest due first, the ones past 15 days marked overdue.
 	run(t, desk, "queue", chromedp.Click(`#nav-appeals`, chromedp.ByQuery), chromedp.WaitVisible(`#appeals-table`, chromedp.ByQuery))
@@ -168,6 +173,23 @@ func TestConsoleScreens(t *testing.T) {
 	}
 	if got := textOf(t, desk, "#signin-msg"); !strings.Contains(got, "subject token cannot use the console") {
 		t.Errorf("subject sign-in: %q", got)
+	}
+
+	// An admin reads the access audit: the console's calls are there like
+	// any other client's.
+	run(t, desk, "admin audit",
+		chromedp.Evaluate(`document.querySelector('#token').value = ''`, nil),
+		chromedp.SendKeys(`#token`, s.Creds.Admin, chromedp.ByQuery),
+		chromedp.Click(`#signin button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#nav-audit`, chromedp.ByQuery),
+		chromedp.Click(`#nav-audit`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#audit-table`, chromedp.ByQuery),
+		chromedp.SendKeys(`#au-proc`, "/risk.v1.DecisionLogService/ReplayDecision", chromedp.ByQuery),
+		chromedp.Click(`#au-go`, chromedp.ByQuery),
+		chromedp.Sleep(300*time.Millisecond),
+		chromedp.WaitVisible(`#audit-table`, chromedp.ByQuery))
+	if got := textOf(t, desk, "#audit-table tbody"); !strings.Contains(got, "ReplayDecision") || !strings.Contains(got, "analyst") {
+		t.Errorf("audit of the console's replay: %q", got)
 	}
 
 	// The appeal page of one subject, for the README.

@@ -6,6 +6,7 @@ import * as appeals from './appeals.js';
 import * as stats from './stats.js';
 import * as rules from './rules.js';
 import * as lists from './lists.js';
+import * as audit from './audit.js';
 
 const VIEWS = [
   { id: 'decisions', label: 'Decisions', mod: decisions },
@@ -13,6 +14,7 @@ const VIEWS = [
   { id: 'rules', label: 'Rules', mod: rules, service: 'RulesService' },
   { id: 'lists', label: 'Lists', mod: lists, service: 'ListsService' },
   { id: 'stats', label: 'Statistics', mod: stats },
+  { id: 'audit', label: 'Audit', mod: audit, admin: true },
 ];
 
 const root = document.getElementById('root');
@@ -70,10 +72,16 @@ async function start() {
   route();
 }
 
+// visible: the page's service is served and the role may use it (the API
+// decides; this only hides what would be refused).
+function visible(v) {
+  return (!v.service || session.services[v.service]) && (!v.admin || session.role === 'admin');
+}
+
 function shell(active) {
   const nav = h('nav', { class: 'side', 'aria-label': 'Sections' },
     h('div', { class: 'logo' }, h('span', { class: 'mark' }), h('div', null, 'riskd', h('small', null, 'Risk console'))),
-    VIEWS.filter((v) => !v.service || session.services[v.service]).map((v) =>
+    VIEWS.filter(visible).map((v) =>
       h('a', { href: '#/' + v.id, class: v.id === active ? 'active' : null, id: 'nav-' + v.id }, v.label,
         v.id === 'appeals' ? h('span', { class: 'count hidden', id: 'overdue-count' }) : null)),
     h('div', { class: 'who' }, 'Signed in as ', h('b', { id: 'role' }, session.role),
@@ -100,7 +108,7 @@ function route() {
   if (!token() || !session.role) { signInScreen(); return; }
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
   const [id, ...rest] = path.split('/');
-  const view = VIEWS.find((v) => v.id === id && (!v.service || session.services[v.service])) || VIEWS[0];
+  const view = VIEWS.find((v) => v.id === id && visible(v)) || VIEWS[0];
   const ctx = shell(view.id);
   ctx.params = new URLSearchParams(query || '');
   ctx.rest = rest.map(decodeURIComponent);
