@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/features/lists"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/internal/clock"
@@ -950,5 +952,47 @@ func TestRemedyKeepsLongerAllowance(t *testing.T) {
 	s.clk.Advance(10 * 24 * time.Hour)
 	if later := s.evaluate(mockedCheckIn("keep-2", "acct-k", s.clk.Now())); later.GetOutcome() != riskv1.Outcome_OUTCOME_ALLOW {
 		t.Errorf("the permanent allowance was cut to the remedy's 3 days: %v %v", later.GetOutcome(), later.GetReasons())
+	}
+}
+
+// Tampering while riskd is down is found after it restarts.
+func TestVerifyChainAfterOfflineTampering(t *testing.T) {
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	setup := serverSetup{dir: filepath.Join(t.TempDir(), "data"), hooks: Hooks{Clock: clk},
+		config: func(c *Config) { c.RateLimitUser, c.RateLimitService, c.RateLimitSubject = 0, 0, 0 }}
+	s := startServer(t, setup)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, s.evaluate(loginEvent(fmt.Sprintf("off-%d", i), "acct-o", "dev-o", true, clk.Now().Add(time.Duration(i)*time.Millisecond))).DecisionId)
+	}
+	s.stop()
+
+	db, err := pebble.Open(setup.dir, &pebble.Options{Merger: features.Merger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := ulid.MustParse(ids[1])
+	k := append([]byte{keys.DecisionRecord}, u[:]...)
+	v, c, err := db.Get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append([]byte(nil), v...)
+	c.Close()
+	flipped[len(flipped)-1] ^= 0x80
+	if err := db.Set(k, flipped, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := startServer(t, setup)
+	res, err := s2.decisionLog(protoGRPC, s2.creds.Analyst).VerifyChain(context.Background(), connect.NewRequest(&riskv1.VerifyChainRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Msg.GetOk() || res.Msg.GetBroken().GetDecisionId() != ids[1] {
+		t.Fatalf("offline tampering of %s: %v", ids[1], res.Msg)
 	}
 }
