@@ -59,6 +59,21 @@ func newBrowser(t *testing.T) *browser {
 		}
 		t.Skip("chromium is not installed (apt-get install -y chromium); skipping the browser tests")
 	}
+	// Chromium's helper processes may still write to the profile for a
+	// moment after the browser exits: remove it with retries (registered
+	// first, so it runs after the browser is stopped).
+	profile, err := os.MkdirTemp("", "riskd-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
@@ -68,7 +83,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	)
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
