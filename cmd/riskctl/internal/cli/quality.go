@@ -40,15 +40,20 @@ detection of at least 95% for every attack scenario but stuffing_slow (80%),
 false positives at most 1% of benign logins and payments and 0.5% of benign
 check-ins.
 
+--sites FILE registers the organizations' attendance sites (riskgen --sites
+writes them) in the lists org_sites and org_site_wifi before the run, as an
+organization would: the rule att.unknown_wifi_at_site needs them.
+
 Example:
   riskgen --seed 7 --accounts 3000 --duration 90m --end-now \
-    --out events.ndjson --labels labels.ndjson
-  riskctl quality events.ndjson labels.ndjson`,
+    --out events.ndjson --labels labels.ndjson --sites sites.ndjson
+  riskctl quality --sites sites.ndjson events.ndjson labels.ndjson`,
 		Setup: func(fs *flag.FlagSet) runFunc {
 			o := &qualityOptions{}
 			fs.BoolVar(&o.targets, "targets", true, "exit 6 when a detection or false-positive target is missed")
 			fs.StringVar(&o.restamp, "restamp", "auto", "`MODE`: auto (shift the stream to end now when riskd would refuse it), always or never")
 			fs.DurationVar(&o.maxAge, "max-event-age", 24*time.Hour, "riskd's --max-event-age, for --restamp auto")
+			fs.StringVar(&o.sites, "sites", "", "register the attendance sites of `FILE` (riskgen --sites) in the org_sites and org_site_wifi lists first (needs the analyst token)")
 			return o.run
 		},
 	})
@@ -58,6 +63,7 @@ type qualityOptions struct {
 	targets bool
 	restamp string
 	maxAge  time.Duration
+	sites   string
 }
 
 func (o *qualityOptions) run(ctx context.Context, inv *invocation, args []string) error {
@@ -96,6 +102,24 @@ func (o *qualityOptions) run(ctx context.Context, inv *invocation, args []string
 	rc, err := inv.riskClient()
 	if err != nil {
 		return err
+	}
+	if o.sites != "" {
+		f, err := os.Open(o.sites)
+		if err != nil {
+			return usagef("sites: %v", err)
+		}
+		defer f.Close()
+		analyst := *inv
+		analyst.role = auth.RoleAnalyst
+		lc, err := analyst.listsClient()
+		if err != nil {
+			return err
+		}
+		n, err := quality.LoadSites(ctx, lc, f)
+		if err != nil {
+			return analyst.callError(err)
+		}
+		fmt.Fprintf(inv.env.Stderr, "quality: registered %d sites in lists %s and %s\n", n, quality.SitesList, quality.SiteWiFiList)
 	}
 	start := time.Now()
 	rep, err := quality.Run(ctx, items, quality.Options{
