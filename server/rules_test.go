@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -437,4 +439,43 @@ func TestBacktestAgainstBruteForce(t *testing.T) {
 	if st.Msg.GetLiveVersion() == "" || len(st.Msg.GetRules()) == 0 || evals == 0 {
 		t.Errorf("stats: %v", st.Msg)
 	}
+}
+
+// TestRulesDirBootstrapsAndFeaturesShow: riskd --rules DIR publishes DIR's
+// files as v1; ShowFeatures pseudonymizes the raw value it is given.
+func TestRulesDirBootstrapsAndFeaturesShow(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "only.yaml"), []byte(raceRule("only.rule")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverSetup{config: func(c *Config) { c.RulesDir = dir }})
+	ctx := context.Background()
+	vs, err := s.rulesClient(s.creds.Analyst).ListVersions(ctx, connect.NewRequest(&riskv1.ListVersionsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.Msg.GetVersions()) != 1 || vs.Msg.GetLiveVersion() != "v1" || fmt.Sprint(vs.Msg.GetVersions()[0].GetRuleIds()) != "[only.rule]" {
+		t.Errorf("versions %v", vs.Msg)
+	}
+	d := s.evaluate(loginEvent("show-1", "acct-show", "dev-show", false, time.Now()))
+	if fmt.Sprint(reasonIDs(d.GetReasons())) != "[only.rule]" {
+		t.Errorf("reasons %v", reasonIDs(d.GetReasons()))
+	}
+	fc := riskv1connect.NewFeaturesServiceClient(httpClient(protoConnect), s.url, clientOpts(protoConnect, s.creds.Analyst)...)
+	res, err := fc.ShowFeatures(ctx, connect.NewRequest(&riskv1.ShowFeaturesRequest{Kind: riskv1.EntityKind_ENTITY_KIND_ACCOUNT, Value: "acct-show"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range res.Msg.GetFeatures() {
+		got[f.GetName()] = f.GetValue().GetNumberValue()
+	}
+	if got["login_failures_account_10m"] != 1 {
+		t.Errorf("account features after one failed login: %v", got)
+	}
+	_, err = fc.ShowFeatures(ctx, connect.NewRequest(&riskv1.ShowFeaturesRequest{Kind: riskv1.EntityKind_ENTITY_KIND_IP, Value: "not-an-ip"}))
+	wantCode(t, "show a bad IP", err, connect.CodeInvalidArgument)
+	_, err = riskv1connect.NewFeaturesServiceClient(httpClient(protoConnect), s.url, clientOpts(protoConnect, s.creds.Service)...).
+		ShowFeatures(ctx, connect.NewRequest(&riskv1.ShowFeaturesRequest{Kind: riskv1.EntityKind_ENTITY_KIND_ACCOUNT, Value: "acct-show"}))
+	wantCode(t, "service shows features", err, connect.CodePermissionDenied)
 }
