@@ -201,8 +201,12 @@ func TestSIGTERMDrainsAndRestarts(t *testing.T) {
 	}))
 	dc := riskv1connect.NewDecisionServiceClient(http.DefaultClient, "http://"+addr, analyst)
 	for _, id := range acked {
-		if _, err := dc.GetDecision(context.Background(), connect.NewRequest(&riskv1.GetDecisionRequest{DecisionId: id})); err != nil {
-			t.Fatalf("acknowledged decision %s lost across SIGTERM: %v", id, err)
+		_, err := dc.GetDecision(context.Background(), connect.NewRequest(&riskv1.GetDecisionRequest{DecisionId: id}))
+		switch {
+		case connect.CodeOf(err) == connect.CodeNotFound:
+			t.Fatalf("acknowledged decision %s lost across SIGTERM", id)
+		case err != nil:
+			t.Fatalf("GetDecision(%s) after restart: %v", id, err)
 		}
 	}
 	t.Logf("%d acknowledged decisions survived the restart", len(acked))
