@@ -212,11 +212,11 @@ func reportQuantiles(b *testing.B, d []time.Duration) {
 // BenchmarkRead reads every default feature for one event from warm state.
 func BenchmarkRead(b *testing.B) {
 	s, _, pop, at := benchStore(b)
-	hot := min(envInt("FEATURES_BENCH_HOT", 10000), pop)
+	ids := hotSet(pop)
+	hot := len(ids)
 	evs := make([]*event.Event, hot)
-	r := rand.New(rand.NewPCG(1, 2))
 	for i := range evs {
-		evs[i] = benchEvent(r.IntN(pop), at, benchTypes[i%len(benchTypes)])
+		evs[i] = benchEvent(ids[i], at, benchTypes[i%len(benchTypes)])
 		if _, err := s.Read(evs[i]); err != nil { // warm
 			b.Fatal(err)
 		}
@@ -244,30 +244,54 @@ func BenchmarkRead(b *testing.B) {
 // advancing times; BenchmarkApplyCold draws from the whole population.
 func BenchmarkApply(b *testing.B) {
 	s, db, pop, at := benchStore(b)
-	benchApply(b, s, db, min(envInt("FEATURES_BENCH_HOT", 10000), pop), at, true)
+	benchApply(b, s, db, hotSet(pop), at, true)
+}
+
+// hotSet is the entities the warm benchmarks use: FEATURES_BENCH_HOT
+// (default 10000) drawn from the population.
+func hotSet(pop int) []int {
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := make([]int, min(envInt("FEATURES_BENCH_HOT", 10000), pop))
+	for i := range ids {
+		ids[i] = r.IntN(pop)
+	}
+	return ids
 }
 
 // BenchmarkApplyCold is BenchmarkApply over the whole population: with a
 // large population most state is not in memory and is read from Pebble.
 func BenchmarkApplyCold(b *testing.B) {
 	s, db, pop, at := benchStore(b)
-	benchApply(b, s, db, pop, at.Add(time.Hour), false)
+	ids := make([]int, pop)
+	for i := range ids {
+		ids[i] = i
+	}
+	benchApply(b, s, db, ids, at.Add(time.Hour), false)
+	// Memory with the population's state on disk: the LRU's bound holds.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(s.cache.len()), "entries")
 }
 
-func benchApply(b *testing.B, s *Store, db *pebble.DB, n int, at time.Time, warm bool) {
+// benchApply applies events on entities drawn from ids, warmed first
+// (read with every event type) when warm is set.
+func benchApply(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time, warm bool) {
 	r := rand.New(rand.NewPCG(3, 4))
 	if warm {
-		r = rand.New(rand.NewPCG(1, 2)) // the entities BenchmarkRead warmed
-		for i := range n {
-			if _, err := s.Read(benchEvent(r.IntN(n), at, benchTypes[i%len(benchTypes)])); err != nil {
-				b.Fatal(err)
+		for _, id := range ids {
+			for _, typ := range benchTypes {
+				if _, err := s.Read(benchEvent(id, at, typ)); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	}
 	evs := make([]*event.Event, 4096)
 	fill := func(i0 int) {
 		for j := range evs {
-			evs[j] = benchEvent(r.IntN(n), at.Add(time.Duration(i0+j)*time.Millisecond), benchTypes[j%len(benchTypes)])
+			evs[j] = benchEvent(ids[r.IntN(len(ids))], at.Add(time.Duration(i0+j)*time.Millisecond), benchTypes[j%len(benchTypes)])
 		}
 	}
 	fill(0)

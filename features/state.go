@@ -505,12 +505,39 @@ func (m *valueMerger) Close() error {
 // ConfigureDB sets what the feature store needs from the DB's options: the
 // Merger and, where the caller set none, 10-bit bloom filters on every level
 // (most state lookups are point reads of keys that do not exist yet, which
-// a filter answers without reading a block).
+// a filter answers without reading a block), and write settings for a
+// stream of small merge operands (each only where the caller left the
+// field zero):
+//
+//   - MemTableSize 64 MiB and MemTableStopWritesThreshold 4: fewer, larger
+//     flushes, and a burst can queue 256 MiB before writes stall;
+//   - L0StopWritesThreshold 24 (default 12): a burst raises L0 read
+//     amplification, which the bloom filters make cheap, before it stops
+//     writes;
+//   - LBaseMaxBytes 256 MiB (default 64): the state of a million-entity
+//     population fits in fewer levels, so compactions rewrite it less often;
+//   - CompactionConcurrencyRange 1-2: a second compaction when L0 or the
+//     compaction debt grows (two cores; evaluation keeps the rest).
 func ConfigureDB(o *pebble.Options) {
 	o.Merger = Merger()
 	for i := range o.Levels {
 		if o.Levels[i].FilterPolicy == nil {
 			o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		}
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 64 << 20
+	}
+	if o.MemTableStopWritesThreshold == 0 {
+		o.MemTableStopWritesThreshold = 4
+	}
+	if o.L0StopWritesThreshold == 0 {
+		o.L0StopWritesThreshold = 24
+	}
+	if o.LBaseMaxBytes == 0 {
+		o.LBaseMaxBytes = 256 << 20
+	}
+	if o.CompactionConcurrencyRange == nil {
+		o.CompactionConcurrencyRange = func() (int, int) { return 1, 2 }
 	}
 }
