@@ -100,7 +100,7 @@ func (f *failModesFlag) Set(s string) error {
 		if !ok {
 			return fmt.Errorf("%q: unknown event type", name)
 		}
-		o, ok := rules.ParseOutcome(strings.TrimSpace(outcome))
+		o, ok := rules.ParseOutcome(strings.ToUpper(strings.TrimSpace(outcome)))
 		if !ok {
 			return fmt.Errorf("%q: unknown outcome (allow, challenge, review, deny)", outcome)
 		}
