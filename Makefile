@@ -4,7 +4,7 @@ GO       ?= go
 BUF      := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 BIN      := bin
 
-.PHONY: all build run test test-short generate checkgenerate lint vet tidy-check bench bench-redis fuzz clean
+.PHONY: all build run test test-short generate checkgenerate lint vet tidy-check bench bench-redis quality fuzz clean
 
 all: build
 
@@ -46,6 +46,11 @@ bench:
 # bench/redisbench): starts and stops a throwaway redis-server.
 bench-redis:
 	bench/redisbench/run.sh
+
+# Detection quality on a larger labelled stream than CI's (bench/quality.sh:
+# SEEDS, RATES, ACCOUNTS, DURATION); fails when a target is missed.
+quality:
+	bench/quality.sh
 
 fuzz:
 	./.ci/fuzz

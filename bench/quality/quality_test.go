@@ -43,10 +43,10 @@ func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 // (a fixed seed and a random one, logged) through a real riskd on loopback,
 // checked against issue 6's targets. -short shrinks the stream.
 func TestQualityTargets(t *testing.T) {
-	accounts, dur := 2000, time.Hour
+	accounts, dur := 1500, 45*time.Minute
 	seeds := []uint64{20260105, rand.Uint64N(1 << 32)}
 	if testing.Short() {
-		accounts, dur, seeds = 1500, 40*time.Minute, seeds[1:]
+		accounts, dur, seeds = 1000, 30*time.Minute, seeds[:1]
 	}
 	for _, seed := range seeds {
 		t.Run("seed", func(t *testing.T) {
