@@ -38,6 +38,16 @@ var (
 
 const horizon = 90 * 24 * time.Hour
 
+// redisFeatures are the catalog features built on Redis here: the stateful
+// ones of riskd's original default catalog.
+var redisFeatures = []string{
+	"login_failures_account_10m", "login_failures_ip_1h", "ip_distinct_accounts_login_1h",
+	"device_distinct_accounts_24h", "account_distinct_devices_30d", "account_device_seen_before",
+	"account_ip_prefix_seen_before", "seconds_since_last_login_account", "km_from_last_location_account",
+	"speed_kmh_from_last_location_account", "payments_account_1h", "payment_amount_account_24h",
+	"payee_distinct_payers_24h", "attendance_device_distinct_accounts_7d", "attendance_same_coordinates_account_30d",
+}
+
 func ceilDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) == (b < 0) {
