@@ -20,8 +20,9 @@ type entry struct {
 	per []*periodState // guarded by the entity's stripe lock
 
 	// guarded by the shard's mu:
-	pending int  // Apply calls whose batch is not yet Done
-	stale   bool // a Done(committed=false) touched it: drop once pending is 0
+	pending int    // Apply calls whose batch is not yet Done
+	stale   bool   // a Done(committed=false) touched it: drop once pending is 0
+	tick    uint64 // the shard's tick when it last moved to the LRU's front
 }
 
 // periodState is one period's state as on disk plus the deltas of the
@@ -65,10 +66,16 @@ func (e *entry) add(ps *periodState, others int, keep1, keep2 int64) {
 
 // cache is an LRU of entries, sharded by hash so that concurrent
 // evaluations rarely share a mutex. An entry with pending (uncommitted)
-// deltas is pinned in a side map: the LRU may forget it, but lookups still
+// deltas that the LRU evicts moves to a side map (pinned): lookups still
 // find it until its last Done, so it is never reloaded from disk without
 // the deltas that are not on disk yet. The hash is the one that picks the
 // entity's stripe lock (prepare), computed once per state and event.
+//
+// A hit moves an entry to the LRU's front only when it has aged past the
+// newest quarter of its shard (by a tick counted per move): an entry that
+// recent cannot be evicted before it ages, so skipping the move keeps the
+// eviction order of an LRU for every entry that matters while most hits
+// on hot state write nothing.
 type cache struct {
 	shards []cacheShard
 	mask   uint64
@@ -77,8 +84,10 @@ type cache struct {
 type cacheShard struct {
 	mu     sync.Mutex
 	lru    *simplelru.LRU[uint64, *entry] // guarded by mu
-	pinned map[uint64]*entry              // guarded by mu
-	_      [40]byte                       // keep shards on separate cache lines
+	pinned map[uint64]*entry              // guarded by mu; evicted while pending
+	tick   uint64                         // guarded by mu
+	fresh  uint64                         // a quarter of the shard's capacity
+	_      [24]byte                       // keep shards on separate cache lines
 }
 
 func newCache(entries int) *cache {
@@ -89,9 +98,14 @@ func newCache(entries int) *cache {
 	c := &cache{shards: make([]cacheShard, n), mask: uint64(n - 1)}
 	per := max(entries/n, 1)
 	for i := range c.shards {
-		l, _ := simplelru.NewLRU[uint64, *entry](per, nil)
-		c.shards[i].lru = l
-		c.shards[i].pinned = map[uint64]*entry{}
+		sh := &c.shards[i]
+		sh.pinned = map[uint64]*entry{}
+		sh.fresh = uint64(per / 4)
+		sh.lru, _ = simplelru.NewLRU(per, func(h uint64, e *entry) {
+			if e.pending > 0 { // called under sh.mu
+				sh.pinned[h] = e
+			}
+		})
 	}
 	return c
 }
@@ -101,11 +115,15 @@ func (c *cache) shard(h uint64) *cacheShard { return &c.shards[(h>>32)&c.mask] }
 func (e *entry) is(id uint16, ent []byte) bool { return e.id == id && e.ent == string(ent) }
 
 func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
-	if e, ok := sh.pinned[h]; ok && e.is(id, ent) {
-		sh.lru.Get(h) // refresh recency
+	if e, ok := sh.lru.Peek(h); ok && e.is(id, ent) {
+		if sh.tick-e.tick > sh.fresh {
+			sh.lru.Get(h) // move to front
+			sh.tick++
+			e.tick = sh.tick
+		}
 		return e
 	}
-	if e, ok := sh.lru.Get(h); ok && e.is(id, ent) {
+	if e, ok := sh.pinned[h]; ok && e.is(id, ent) {
 		return e
 	}
 	return nil
@@ -122,7 +140,6 @@ func (c *cache) get(h uint64, id uint16, ent []byte, pin bool) (*entry, int) {
 		others = e.pending
 		if pin {
 			e.pending++
-			sh.pinned[h] = e
 		}
 	}
 	sh.mu.Unlock()
@@ -136,8 +153,9 @@ func (c *cache) put(h uint64, e *entry, pin bool) {
 	sh.mu.Lock()
 	if pin {
 		e.pending++
-		sh.pinned[h] = e
 	}
+	sh.tick++
+	e.tick = sh.tick
 	sh.lru.Add(h, e)
 	sh.mu.Unlock()
 }

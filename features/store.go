@@ -102,6 +102,7 @@ func (s *Store) Catalog() *Catalog { return s.cat }
 // the batch's fate is known.
 type Pending struct {
 	pins []pin
+	arr  [12]pin // pins' backing for a catalog of up to 12 states: one allocation
 	done bool
 }
 
@@ -559,7 +560,8 @@ func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error
 	if err := s.prepareAliases(w, ev); err != nil {
 		return nil, nil, err
 	}
-	pend := &Pending{pins: make([]pin, 0, len(w.plans))}
+	pend := &Pending{}
+	pend.pins = pend.arr[:0]
 	s.lock(w)
 	if err := s.loadAll(w, pend); err != nil {
 		s.unlock(w)
