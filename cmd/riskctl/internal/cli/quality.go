@@ -41,8 +41,10 @@ false positives at most 1% of benign logins and payments and 0.5% of benign
 check-ins.
 
 --sites FILE registers the organizations' attendance sites (riskgen --sites
-writes them) in the lists org_sites and org_site_wifi before the run, as an
-organization would: the rule att.unknown_wifi_at_site needs them.
+writes them) in the lists org_sites, org_site_wifi (their access points'
+BSSIDs) and org_site_area (the cells around each site) before the run, as an
+organization would: the rules att.unknown_wifi_at_site and
+att.outside_site_area need them.
 
 Example:
   riskgen --seed 7 --accounts 3000 --duration 90m --end-now \
@@ -53,7 +55,7 @@ Example:
 			fs.BoolVar(&o.targets, "targets", true, "exit 6 when a detection or false-positive target is missed")
 			fs.StringVar(&o.restamp, "restamp", "auto", "`MODE`: auto (shift the stream to end now when riskd would refuse it), always or never")
 			fs.DurationVar(&o.maxAge, "max-event-age", 24*time.Hour, "riskd's --max-event-age, for --restamp auto")
-			fs.StringVar(&o.sites, "sites", "", "register the attendance sites of `FILE` (riskgen --sites) in the org_sites and org_site_wifi lists first (needs the analyst token)")
+			fs.StringVar(&o.sites, "sites", "", "register the attendance sites of `FILE` (riskgen --sites) in the org_sites, org_site_wifi and org_site_area lists first (needs the analyst token)")
 			return o.run
 		},
 	})
@@ -119,7 +121,7 @@ func (o *qualityOptions) run(ctx context.Context, inv *invocation, args []string
 		if err != nil {
 			return analyst.callError(err)
 		}
-		fmt.Fprintf(inv.env.Stderr, "quality: registered %d sites in lists %s and %s\n", n, quality.SitesList, quality.SiteWiFiList)
+		fmt.Fprintf(inv.env.Stderr, "quality: registered %d sites in lists %s, %s and %s\n", n, quality.SitesList, quality.SiteWiFiList, quality.SiteAreaList)
 	}
 	start := time.Now()
 	rep, err := quality.Run(ctx, items, quality.Options{
