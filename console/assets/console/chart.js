@@ -4,7 +4,7 @@ import { s } from './shared/dom.js';
 // bars draws horizontal bars, one row per item: {label, value, color, text}.
 // Several series per row sit side by side in their own column.
 export function barRows(rows, series, opts = {}) {
-  const labelW = opts.labelWidth || 220, colW = opts.colWidth || 260, rowH = 26, top = 26;
+  const labelW = opts.labelWidth || 260, colW = opts.colWidth || 380, rowH = 28, top = 28;
   const width = labelW + series.length * (colW + 24);
   const height = top + rows.length * rowH + 8;
   const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': opts.title || 'chart' });

@@ -1,7 +1,7 @@
 // Decisions: search an account's decisions by outcome, rule and time; the
 // whole record; replay and what-if against another rule-set version.
 import { call } from './shared/api.js';
-import { h, clear, fmtTime } from './shared/dom.js';
+import { h, clear, fmtTime, fmtShort } from './shared/dom.js';
 import { OUTCOMES, outcomeBadge, statusBadge, eventLabel, card, errorAlert, loading, empty, kv, mono, fmtValue, duration, enumLabel } from './ui.js';
 
 const SCAN_LIMIT = 5000; // decisions read per search, newest first
@@ -80,7 +80,7 @@ async function search(f, results, detail, ctx) {
   if (!out.length) { clear(results, empty(`No decisions match (${scanned} read).`)); return; }
   const rows = out.map((d) => {
     const tr = h('tr', { class: 'clickable', 'data-decision': d.decisionId },
-      h('td', null, fmtTime(d.decidedAt)),
+      h('td', { class: 'nowrap' }, fmtShort(d.decidedAt)),
       h('td', null, eventLabel(d.eventType)),
       h('td', null, outcomeBadge(d.outcome), d.degraded ? h('span', { class: 'badge b-warn plain', title: d.degradedReason }, 'degraded') : null),
       h('td', { class: 'num' }, d.score || 0),

@@ -80,3 +80,11 @@ export function relDays(ts) {
 export function shortEnum(v, prefix) {
   return String(v || '').replace(prefix, '').toLowerCase().replace(/_/g, ' ');
 }
+
+// fmtShort is a compact timestamp for table cells: "25 Nov 2026 01:21".
+export function fmtShort(ts, locale) {
+  if (!ts) return '';
+  const d = new Date(ts);
+  if (isNaN(d)) return ts;
+  return d.toLocaleString(locale || undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
+}
