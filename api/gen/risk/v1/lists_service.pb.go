@@ -1029,7 +1029,7 @@ type ExportListResponse struct {
 	Filter []byte `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
 	// "bits-and-blooms/bloom/v3".
 	Format string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
-	// Live entries in the filter.
+	// Entries stored on the list (the filter holds the unexpired ones).
 	Count         int64 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
