@@ -1,7 +1,7 @@
 // Lists: the named lists rules read (allow lists, blocked devices, cheat
 // apps ...): view, create, add, remove, bulk load from a file.
 import { call, clientStream } from './shared/api.js';
-import { h, clear, fmtTime } from './shared/dom.js';
+import { h, clear, fmtTime, fmtShort } from './shared/dom.js';
 import { card, errorAlert, loading, empty, enumLabel, mono } from './ui.js';
 
 const KINDS = ['LIST_KIND_PLAIN', 'LIST_KIND_IDENTIFIER', 'LIST_KIND_CIDR'];
@@ -25,7 +25,7 @@ export async function render(ctx) {
           h('td', null, h('div', { class: 'mono' }, l.name), h('div', { class: 'small muted' }, l.description || '')),
           h('td', { class: 'small' }, enumLabel(l.kind, 'LIST_KIND_'), l.identifierKind ? ` (${l.identifierKind})` : ''),
           h('td', { class: 'num' }, Number(l.count || 0).toLocaleString()),
-          h('td', { class: 'small' }, fmtTime(l.updatedAt)));
+          h('td', { class: 'small nowrap' }, fmtShort(l.updatedAt)));
         tr.addEventListener('click', () => { location.hash = '#/lists/' + encodeURIComponent(l.name); });
         return tr;
       }))));
@@ -127,7 +127,7 @@ async function showList(name, el, refreshLists) {
         h('div', { class: 'row' }, h('span', { class: 'spacer' }), h('button', { type: 'button', class: 'danger', id: 'remove', onclick: () => { const vs = values(rmText.value); if (vs.length) remove(vs); } }, 'Remove values'))),
       h('h3', null, `Entries${r.nextPageToken ? ' (first 200)' : ''}`),
       entries.length ? h('table', { id: 'entries' }, h('thead', null, h('tr', null, h('th', null, ident ? 'Value (pseudonym)' : 'Value'), h('th', null, 'Added'), h('th', null, 'Expires'), h('th', null, ''))),
-        h('tbody', null, entries.map((x) => h('tr', { 'data-value': x.value }, h('td', null, mono(x.value)), h('td', { class: 'small' }, fmtTime(x.addedAt)), h('td', { class: 'small' }, x.expiresAt ? fmtTime(x.expiresAt) : 'never'),
+        h('tbody', null, entries.map((x) => h('tr', { 'data-value': x.value }, h('td', null, mono(x.value)), h('td', { class: 'small nowrap' }, fmtShort(x.addedAt)), h('td', { class: 'small' }, x.expiresAt ? fmtShort(x.expiresAt) : 'never'),
           h('td', null, ident ? null : h('button', { type: 'button', class: 'ghost small', onclick: () => remove([x.value]) }, 'Remove')))))) : empty('The list is empty.')),
     del));
 }
