@@ -355,3 +355,20 @@ func TestEvaluateOverrunIsFailModeNotError(t *testing.T) {
 		})
 	}
 }
+
+// A request whose caller has already given up is not decided: under
+// overload, deciding it would take capacity from callers still waiting.
+// Nothing is recorded, so a retry is decided normally.
+func TestEvaluateSkipsAbandonedRequests(t *testing.T) {
+	e := openBenchEngine(t, nil)
+	src := workloadEvents(t, 100, 1)[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d, err := e.Evaluate(ctx, restamp(src, "abandoned-1", time.Now())); !errors.Is(err, context.Canceled) || d != nil {
+		t.Fatalf("Evaluate with a canceled context = %v, %v; want context.Canceled", d, err)
+	}
+	d, err := e.Evaluate(context.Background(), restamp(src, "abandoned-1", time.Now()))
+	if err != nil || d.GetDegraded() {
+		t.Fatalf("retry = %v, %v; want a normal decision", d, err)
+	}
+}

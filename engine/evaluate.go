@@ -49,6 +49,12 @@ func (r *run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 // fail mode, marked degraded.
 func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decision, error) {
 	arrived := time.Now()
+	if err := ctx.Err(); err != nil {
+		// The caller gave up while the request queued (an overloaded server
+		// reads requests late): deciding it now would only take capacity
+		// from callers still waiting. Nothing is recorded; a retry decides.
+		return nil, err
+	}
 	select {
 	case e.slots <- struct{}{}:
 		defer func() { <-e.slots }()
