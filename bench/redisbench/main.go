@@ -40,6 +40,7 @@ import (
 	"github.com/riskd/riskd/bench"
 	"github.com/riskd/riskd/bench/population"
 	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/internal/clock"
 )
@@ -59,6 +60,7 @@ type config struct {
 	duration time.Duration
 	sample   int
 	dir      string
+	full     bool
 }
 
 func run() error {
@@ -71,6 +73,7 @@ func run() error {
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "longest time one measured run may take (it stops early when the events run out)")
 	flag.IntVar(&c.sample, "check-every", 50, "the correctness pass compares every Nth event's values")
 	flag.StringVar(&c.dir, "dir", "", "where riskd's Pebble stores go (default a temporary directory)")
+	flag.BoolVar(&c.full, "full-catalog", false, "riskd computes its whole default catalog in the measured runs (more work than the Redis side)")
 	flag.Parse()
 	for _, w := range strings.Split(workers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(w))
@@ -105,13 +108,23 @@ func run() error {
 		return err
 	}
 
+	// The measured runs give riskd the same features Redis computes, unless
+	// --full-catalog asks for riskd's whole default catalog.
+	cat := features.DefaultCatalog()
+	if !c.full {
+		if cat, err = sameCatalog(); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("measured runs: riskd computes %d features per event, Redis %d\n", len(cat.Defs()), len(redisFeatures))
+
 	type row struct {
 		workers    int
 		riskd, rds result
 	}
 	var rows []row
 	for i, w := range c.workers {
-		st, closeStore, err := openStore(fmt.Sprintf("%s/run-%d", c.dir, i), clk)
+		st, closeStore, err := openStore(fmt.Sprintf("%s/run-%d", c.dir, i), clk, cat)
 		if err != nil {
 			return err
 		}

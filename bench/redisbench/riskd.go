@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/redis/go-redis/v9"
@@ -21,7 +22,7 @@ type store struct {
 	db *pebble.DB
 }
 
-func openStore(dir string, clk clock.Clock) (*store, func(), error) {
+func openStore(dir string, clk clock.Clock, cat *features.Catalog) (*store, func(), error) {
 	o := &pebble.Options{Cache: pebble.NewCache(256 << 20), Logger: quietLogger{}}
 	defer o.Cache.Unref()
 	features.ConfigureDB(o)
@@ -29,7 +30,7 @@ func openStore(dir string, clk clock.Clock) (*store, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := features.Open(features.Options{DB: db, Clock: clk, Lateness: 365 * 24 * 3600e9})
+	st, err := features.Open(features.Options{DB: db, Catalog: cat, Clock: clk, Lateness: 365 * 24 * 3600e9})
 	if err != nil {
 		_ = db.Close()
 		return nil, nil, err
@@ -62,7 +63,7 @@ func riskdValues(st *store, ev *event.Event) (features.Vector, error) {
 // and compares every c.sample-th event's values: counts and sums exactly,
 // distinct counts within HyperLogLog error, times and distances to 1e-6.
 func check(ctx context.Context, c config, rdb *redis.Client, evs []*event.Event, clk clock.Clock) error {
-	st, closeStore, err := openStore(c.dir+"/check", clk)
+	st, closeStore, err := openStore(c.dir+"/check", clk, features.DefaultCatalog())
 	if err != nil {
 		return err
 	}
@@ -155,4 +156,27 @@ func (quietLogger) Infof(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
 func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
+}
+
+// sameCatalog is the default catalog cut down to the features built on
+// Redis here, so that both sides do the same work per event.
+func sameCatalog() (*features.Catalog, error) {
+	var out strings.Builder
+	keep := true
+	for _, line := range strings.SplitAfter(string(features.DefaultCatalogYAML()), "\n") {
+		if name, ok := strings.CutPrefix(line, "  - name: "); ok {
+			keep = slices.Contains(redisFeatures, strings.TrimSpace(name))
+		}
+		if keep {
+			out.WriteString(line)
+		}
+	}
+	cat, err := features.ParseCatalog("redisbench", []byte(out.String()))
+	if err != nil {
+		return nil, err
+	}
+	if n := len(cat.Defs()); n != len(redisFeatures) {
+		return nil, fmt.Errorf("the cut-down catalog has %d features, want %d", n, len(redisFeatures))
+	}
+	return cat, nil
 }
