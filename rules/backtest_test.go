@@ -72,7 +72,16 @@ func candidateFiles() []File {
 		d = strings.Replace(d, "score: 30\n    mode: shadow", "score: 30\n    mode: active", 1)
 		out = append(out, File{Name: f.Name, Data: []byte(d)})
 	}
-	return out
+	// A rule of the candidate's own, so that outcomes change whatever the
+	// bundled set holds today.
+	return append(out, File{Name: "candidate.yaml", Data: []byte(`rules:
+  - id: candidate.deny_failed_logins
+    description: deny every failed login (a deliberately drastic candidate)
+    applies_to: [LOGIN]
+    when: "!login.success"
+    action: deny
+    reason: {en: "Failed sign-in", zh: "登录失败"}
+`)})
 }
 
 func TestBacktestMatchesBruteForce(t *testing.T) {
