@@ -3,6 +3,7 @@ package quality_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -41,15 +42,16 @@ func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 
 // TestQualityTargets is CI's detection-quality gate: a small labelled stream
 // (a fixed seed and a random one, logged) through a real riskd on loopback,
-// checked against issue 6's targets. -short shrinks the stream.
+// checked against issue 6's targets (scenarios with fewer than 20 detectable
+// events are reported, not checked). -short shrinks the stream.
 func TestQualityTargets(t *testing.T) {
-	accounts, dur := 1500, 45*time.Minute
+	accounts, dur := 1200, 45*time.Minute
 	seeds := []uint64{20260105, rand.Uint64N(1 << 32)}
 	if testing.Short() {
 		accounts, dur, seeds = 1000, 30*time.Minute, seeds[:1]
 	}
 	for _, seed := range seeds {
-		t.Run("seed", func(t *testing.T) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Logf("seed %d, %d accounts, %s (reproduce: riskgen --seed %d --accounts %d --duration %s --end-now, then riskctl quality)", seed, accounts, dur, seed, accounts, dur)
 			w, err := bench.New(bench.Options{
 				Seed: seed, Population: population.Options{Accounts: accounts}, Duration: dur,
@@ -76,7 +78,11 @@ func TestQualityTargets(t *testing.T) {
 			if err := rep.WriteText(&sb); err != nil {
 				t.Fatal(err)
 			}
-			if miss := rep.Check(quality.DefaultTargets()); len(miss) > 0 {
+			// A small stream has few events of the rarer scenarios; below 20
+			// detectable events one miss is noise, not a regression.
+			tg := quality.DefaultTargets()
+			tg.MinDetectable = 20
+			if miss := rep.Check(tg); len(miss) > 0 {
 				t.Errorf("seed %d missed %d target(s):\n  %s\n%s", seed, len(miss), strings.Join(miss, "\n  "), sb.String())
 			} else {
 				t.Logf("seed %d:\n%s", seed, sb.String())

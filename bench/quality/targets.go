@@ -22,6 +22,10 @@ type Targets struct {
 	// CheckinFP is the most false-positive rate of benign check-ins.
 	// Default 0.005.
 	CheckinFP float64
+	// MinDetectable: scenarios with fewer detectable events are reported but
+	// not checked (a 95% target means nothing on ten events). Default 0:
+	// check every scenario.
+	MinDetectable int
 }
 
 // DefaultTargets are issue 6's.
@@ -42,7 +46,7 @@ func (t Targets) Target(s string) float64 {
 func (r *Report) Check(t Targets) []string {
 	var miss []string
 	for _, s := range r.Scenarios {
-		if !s.Attack || s.Detection.Total == 0 {
+		if !s.Attack || s.Detection.Total == 0 || s.Detection.Total < t.MinDetectable {
 			continue
 		}
 		if want := t.Target(s.Scenario); s.Detection.Rate < want {
