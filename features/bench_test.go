@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -22,10 +23,15 @@ import (
 // Benchmarks run over a population of accounts and devices (one of each per
 // index) whose state is written first:
 //
-//	go test -run XXX -bench . -benchtime 200000x ./features/
-//	FEATURES_BENCH_POP=1000000 FEATURES_BENCH_CACHE=2000000 go test -run XXX -bench . -benchtime 200000x -timeout 30m ./features/
+//	go test -run XXX -bench . -benchtime 50000x ./features/
+//	FEATURES_BENCH_POP=1000000 FEATURES_BENCH_DIR=/tmp/fbench1m go test -run XXX -bench 'Read|Apply$|Ingest$' -benchtime 100000x -timeout 60m ./features/
+//	FEATURES_BENCH_POP=1000000 FEATURES_BENCH_DIR=/tmp/fbench1m go test -run XXX -bench Cold -benchtime 20000x -timeout 60m ./features/
+//
+// The figures are in doc.go ("Performance").
 //
 // FEATURES_BENCH_POP (default 20000) is the population size,
+// FEATURES_BENCH_DIR a directory to keep the populated DB in and reuse
+// (each run's benchmarks add events to it; default a temporary directory),
 // FEATURES_BENCH_CACHE the store's CacheEntries (default DefaultCacheEntries),
 // FEATURES_BENCH_HOT the number of entities the read benchmark draws from
 // (default 10000; they are read once first, so the reads are warm).
@@ -138,13 +144,14 @@ var benchState struct {
 }
 
 // openBenchDB opens the DB as the engine does (engine/engine.go): a 256 MiB
-// block cache (FEATURES_BENCH_BLOCK_CACHE_MB), 64 MiB memtables, ConfigureDB.
+// block cache (FEATURES_BENCH_BLOCK_CACHE_MB), 64 MiB memtables
+// (FEATURES_BENCH_MEMTABLE_MB), ConfigureDB.
 func openBenchDB(b testing.TB, dir string) *pebble.DB {
 	b.Helper()
 	o := &pebble.Options{
 		Logger:       quiet{},
 		Cache:        pebble.NewCache(int64(envInt("FEATURES_BENCH_BLOCK_CACHE_MB", 256)) << 20),
-		MemTableSize: 64 << 20,
+		MemTableSize: uint64(envInt("FEATURES_BENCH_MEMTABLE_MB", 64)) << 20,
 	}
 	defer o.Cache.Unref()
 	ConfigureDB(o)
@@ -158,14 +165,28 @@ func openBenchDB(b testing.TB, dir string) *pebble.DB {
 func benchStore(b *testing.B) (*Store, *pebble.DB, int, time.Time) {
 	if benchState.s == nil {
 		pop := envInt("FEATURES_BENCH_POP", 20000)
-		dir, err := os.MkdirTemp("", "features-bench")
-		if err != nil {
-			b.Fatal(err)
+		dir, keep := os.Getenv("FEATURES_BENCH_DIR"), true
+		if dir == "" {
+			var err error
+			if dir, err = os.MkdirTemp("", "features-bench"); err != nil {
+				b.Fatal(err)
+			}
+			keep = false
 		}
 		db := openBenchDB(b, dir)
 		s := openStore(b, db, clock.NewFake(base), Options{CacheEntries: envInt("FEATURES_BENCH_CACHE", DefaultCacheEntries)})
 		start, cpu0 := time.Now(), cpuTime()
-		populate(b, s, db, pop, base)
+		marker := filepath.Join(dir, fmt.Sprintf("populated-%d", pop))
+		if _, err := os.Stat(marker); err == nil {
+			fmt.Printf("population: reusing %s\n", dir)
+		} else {
+			populate(b, s, db, pop, base)
+		}
+		if keep {
+			if err := os.WriteFile(marker, nil, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 		// Let the compactions the population started finish, so that they
 		// do not run inside the measurements.
 		for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
@@ -176,7 +197,10 @@ func benchStore(b *testing.B) (*Store, *pebble.DB, int, time.Time) {
 		}
 		fmt.Printf("population: %d accounts + %d devices (%d events) written in %v (%v CPU); LSM:\n%s\n",
 			pop, pop, pop*len(benchTypes), time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), db.Metrics())
-		benchState.s, benchState.db, benchState.pop, benchState.dir = s, db, pop, dir
+		benchState.s, benchState.db, benchState.pop = s, db, pop
+		if !keep {
+			benchState.dir = dir
+		}
 	}
 	return benchState.s, benchState.db, benchState.pop, base.Add(time.Hour)
 }
@@ -185,7 +209,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if benchState.db != nil {
 		benchState.db.Close()
-		os.RemoveAll(benchState.dir)
+		if benchState.dir != "" {
+			os.RemoveAll(benchState.dir)
+		}
 	}
 	os.Exit(code)
 }
@@ -333,12 +359,34 @@ func benchApply(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time, 
 // it: 2×GOMAXPROCS workers each Apply an event into its own batch; one
 // committer applies them into a group batch and commits it with fsync
 // every FEATURES_BENCH_GROUP (default 512) events or when no event waits,
-// then calls Done. Events draw uniformly from the population, at event
-// times advancing 20 µs apart (50,000 events/s). Reports events/s (wall)
-// and the process CPU per event.
+// then calls Done. Events draw from the warm set of BenchmarkRead, at
+// event times advancing 20 µs apart (50,000 events/s). Reports events/s
+// (wall) and the process CPU per event. BenchmarkIngestCold draws from the
+// whole population.
 func BenchmarkIngest(b *testing.B) {
 	s, db, pop, at := benchStore(b)
-	at = at.Add(2 * time.Hour)
+	ids := hotSet(pop)
+	for _, id := range ids {
+		for _, typ := range benchTypes {
+			if _, err := s.Read(benchEvent(id, at, typ)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	benchIngest(b, s, db, ids, at.Add(2*time.Hour))
+}
+
+// BenchmarkIngestCold is BenchmarkIngest over the whole population.
+func BenchmarkIngestCold(b *testing.B) {
+	s, db, pop, at := benchStore(b)
+	ids := make([]int, pop)
+	for i := range ids {
+		ids[i] = i
+	}
+	benchIngest(b, s, db, ids, at.Add(3*time.Hour))
+}
+
+func benchIngest(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time) {
 	group := envInt("FEATURES_BENCH_GROUP", 512)
 	type done struct {
 		b *pebble.Batch
@@ -347,7 +395,7 @@ func BenchmarkIngest(b *testing.B) {
 	evs := make([]*event.Event, b.N)
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := range evs {
-		evs[i] = benchEvent(r.IntN(pop), at.Add(time.Duration(i)*20*time.Microsecond), benchTypes[i%len(benchTypes)])
+		evs[i] = benchEvent(ids[r.IntN(len(ids))], at.Add(time.Duration(i)*20*time.Microsecond), benchTypes[i%len(benchTypes)])
 	}
 	workers := 2 * runtime.GOMAXPROCS(0)
 	ch := make(chan done, 4*group)

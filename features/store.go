@@ -102,7 +102,7 @@ func (s *Store) Catalog() *Catalog { return s.cat }
 // the batch's fate is known.
 type Pending struct {
 	pins []pin
-	arr  [12]pin // pins' backing for a catalog of up to 12 states: one allocation
+	arr  [16]pin // pins' backing for up to 16 applicable states: one allocation
 	done bool
 }
 
