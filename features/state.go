@@ -509,8 +509,8 @@ func (m *valueMerger) Close() error {
 // stream of small merge operands (each only where the caller left the
 // field zero):
 //
-//   - MemTableSize 64 MiB and MemTableStopWritesThreshold 4: fewer, larger
-//     flushes, and a burst can queue 256 MiB before writes stall;
+//   - MemTableSize 64 MiB: fewer, larger flushes (the memtable count that
+//     stops writes stays Pebble's 2, so memtables hold at most 128 MiB);
 //   - L0StopWritesThreshold 24 (default 12): a burst raises L0 read
 //     amplification, which the bloom filters make cheap, before it stops
 //     writes;
@@ -527,9 +527,6 @@ func ConfigureDB(o *pebble.Options) {
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = 64 << 20
-	}
-	if o.MemTableStopWritesThreshold == 0 {
-		o.MemTableStopWritesThreshold = 4
 	}
 	if o.L0StopWritesThreshold == 0 {
 		o.L0StopWritesThreshold = 24
