@@ -24,7 +24,7 @@ import (
 // Resident memory with a large population's feature state, behind the rss
 // build tag (it writes a million events):
 //
-//	go test -tags rss -run TestResidentMemory -v -timeout 30m ./engine/
+//	go test -tags rss -run TestResidentMemory -v -timeout 45m ./engine/
 //
 // RSS_ACCOUNTS (default 1,000,000) accounts, each with its own device, log
 // in once through Ingest (the Evaluate path without rules and decisions),
