@@ -15,9 +15,11 @@
 // (PseudonymLen characters). The stored form carries, in place of the raw
 // value: account_id, org_id, every device identifier, network.ip (plus
 // network.ip_prefix, the pseudonym of its /24 or /64), wifi_bssid, wifi_ssid,
-// payee_account_id, instrument_id, attendance.site_id and service_log.query
-// (what a person typed). Coordinates are rounded to CoordDecimals places
-// (about 110 m). Attribute values whose key names an identifier (phone,
+// payee_account_id, instrument_id and service_log.query (what a person
+// typed). attendance.site_id (the organization's site) and location.accuracy_m
+// (what the device reported) are kept as given, so that rules reading them
+// replay exactly. Coordinates are rounded to CoordDecimals places (about
+// 110 m). Attribute values whose key names an identifier (phone,
 // mobile, email, ip, mac ...) are pseudonymized whole; other stored free text
 // (attribute values, service_log.resource, login.failure_reason, user_agent)
 // has embedded phone numbers and long digit runs, e-mail addresses, IPs and

@@ -177,8 +177,9 @@ func checkNormalize(t *testing.T, n *Normalizer, pb *riskv1.Event) {
 		pseud("payment.payee_account_id", KindAccount, ev.Payment.PayeeAccountID, st.Payment.PayeeAccountId)
 		pseud("payment.instrument_id", KindInstrument, ev.Payment.InstrumentID, st.Payment.InstrumentId)
 	}
-	if ev.Has.Attendance {
-		pseud("attendance.site_id", KindSite, ev.Attendance.SiteID, st.Attendance.SiteId)
+	if ev.Has.Attendance && st.Attendance.SiteId != ev.Attendance.SiteID {
+		// The organization's site is kept as given (not personal).
+		t.Fatalf("attendance.site_id stored as %q, want %q", st.Attendance.SiteId, ev.Attendance.SiteID)
 	}
 	if ev.Has.ServiceLog {
 		pseud("service_log.query", KindQuery, ev.ServiceLog.Query, st.ServiceLog.Query)

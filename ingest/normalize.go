@@ -360,8 +360,9 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 			ev.P.CoarseLat, ev.P.CoarseLon = Coarsen(e.Latitude), Coarsen(e.Longitude)
 			st.Location = &riskv1.Location{
 				Latitude: ev.P.CoarseLat, Longitude: ev.P.CoarseLon,
-				// A fix is never stored as more precise than its coarsening.
-				AccuracyM: math.Max(e.AccuracyM, coarseAccuracyM),
+				// The accuracy the device reported for its own fix: not
+				// personal, and rules read it, so replay needs it as it was.
+				AccuracyM: e.AccuracyM,
 				Provider:  e.Provider, Mocked: e.Mocked,
 			}
 		}
@@ -409,8 +410,10 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 		e.Method = lower(v.str("attendance.method", a.Method, MaxShortLen))
 		e.BeaconIDs = v.list("attendance.beacon_ids", a.BeaconIds, MaxBeacons, MaxIDLen)
 		if v.err == nil {
-			ev.P.Site = ps(KindSite, e.SiteID)
-			st.Attendance = &riskv1.Attendance{SiteId: ev.P.Site, Method: e.Method, BeaconIds: e.BeaconIDs}
+			// A site is the organization's, not a person's: kept as given, so
+			// that rules matching it against the org's site lists replay exactly.
+			ev.P.Site = e.SiteID
+			st.Attendance = &riskv1.Attendance{SiteId: e.SiteID, Method: e.Method, BeaconIds: e.BeaconIDs}
 		}
 	}
 
@@ -467,10 +470,6 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 	}
 	return ev, st, nil
 }
-
-// coarseAccuracyM is the accuracy a coarsened fix can claim at best: half the
-// diagonal of a 0.001° cell at the equator.
-const coarseAccuracyM = 80
 
 func isCurrency(s string) bool {
 	return len(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z'

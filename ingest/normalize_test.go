@@ -416,7 +416,7 @@ func TestStoredHasNoRawIdentifier(t *testing.T) {
 			for _, raw := range []string{
 				rawIMEI, rawIDFA, rawAndroidID, rawOAID, rawMAC, "ac:de:48:00:11:22", rawIMSI, rawIP, "203.0.113",
 				rawBSSID, "f0:9f:c2:11:22:33", rawPhone, "13812345678", "1234 5678", "1234-5678", rawDeviceID, rawAccount,
-				"jane.doe", "2001:db8::1", "acct-99", "card-1", "site-sh-1", "my phone",
+				"jane.doe", "2001:db8::1", "acct-99", "card-1", "my phone",
 			} {
 				if strings.Contains(text, strings.ToLower(raw)) {
 					t.Errorf("stored form contains %q", raw)
