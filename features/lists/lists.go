@@ -335,13 +335,19 @@ func (l *Lists) Delete(name string) error {
 }
 
 func (l *Lists) get(name string) (*list, error) {
-	l.mu.RLock()
-	ls := l.lists[name]
-	l.mu.RUnlock()
+	ls := l.lookup(name)
 	if ls == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	return ls, nil
+}
+
+// lookup returns the named list or nil. The evaluation path uses it: a rule
+// may name a list nobody created, and that must cost no allocation.
+func (l *Lists) lookup(name string) *list {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.lists[name]
 }
 
 // All returns every list's metadata, by name.
@@ -571,8 +577,8 @@ func (l *Lists) Entries(name string) ([]Entry, error) {
 // Contains reports whether value is a live member of list. An unknown list
 // contains nothing. A CIDR list contains every address inside its prefixes.
 func (l *Lists) Contains(name, value string) bool {
-	ls, err := l.get(name)
-	if err != nil || value == "" {
+	ls := l.lookup(name)
+	if ls == nil || value == "" {
 		return false
 	}
 	return l.contains(ls, value, l.clock.Now().UnixNano())
@@ -634,8 +640,8 @@ func live(exp, now int64) bool { return exp == 0 || now < exp }
 
 // AnyIn reports whether any of values is a live member of list.
 func (l *Lists) AnyIn(name string, values []string) bool {
-	ls, err := l.get(name)
-	if err != nil {
+	ls := l.lookup(name)
+	if ls == nil {
 		return false
 	}
 	now := l.clock.Now().UnixNano()
@@ -650,8 +656,8 @@ func (l *Lists) AnyIn(name string, values []string) bool {
 // CountMembers counts the distinct values that are live members of list
 // (features.ListMatcher).
 func (l *Lists) CountMembers(name string, values []string) int {
-	ls, err := l.get(name)
-	if err != nil || len(values) == 0 {
+	ls := l.lookup(name)
+	if ls == nil || len(values) == 0 {
 		return 0
 	}
 	now := l.clock.Now().UnixNano()

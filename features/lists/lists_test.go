@@ -361,3 +361,15 @@ var (
 	_ rules.Lists          = (*Lists)(nil)
 	_ features.ListMatcher = (*Lists)(nil)
 )
+
+func TestLookupOfMissingListAllocatesNothing(t *testing.T) {
+	l, _, _ := newLists(t, Options{})
+	allocs := testing.AllocsPerRun(100, func() {
+		if l.Contains("no_such_list", "x") || l.AnyIn("no_such_list", []string{"x"}) || l.CountMembers("no_such_list", []string{"x"}) != 0 {
+			t.Fatal("a missing list matched")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations looking up a missing list", allocs)
+	}
+}
