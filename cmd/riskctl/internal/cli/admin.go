@@ -133,18 +133,16 @@ func adminRetention(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.GetRetention(cctx, connect.NewRequest(&riskv1.GetRetentionRequest{}))
+	res, err := unary(ctx, inv, c.GetRetention, &riskv1.GetRetentionRequest{})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	tw := tabwriter.NewWriter(inv.stdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLASS\tKEEPS\tRECORDS\tAPPROX BYTES\tOLDEST")
-	for _, cl := range res.Msg.GetClasses() {
+	for _, cl := range res.GetClasses() {
 		keeps := "-"
 		if cl.GetRetention() != nil {
 			keeps = days(cl.GetRetention().AsDuration())
@@ -158,7 +156,7 @@ func adminRetention(ctx context.Context, inv *invocation, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if ls := res.Msg.GetLastSweep(); ls != nil {
+	if ls := res.GetLastSweep(); ls != nil {
 		fmt.Fprintf(inv.stdout(), "last sweep: %s\n", ls.AsTime().UTC().Format(time.RFC3339))
 	}
 	return nil
@@ -197,18 +195,16 @@ func (o *auditOptions) run(ctx context.Context, inv *invocation, args []string) 
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.QueryAudit(cctx, connect.NewRequest(req))
+	res, err := unary(ctx, inv, c.QueryAudit, req)
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	tw := tabwriter.NewWriter(inv.stdout(), 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tROLE\tACTOR\tPROCEDURE\tTARGETS\tPEER\tRESULT")
-	for _, r := range res.Msg.GetRecords() {
+	for _, r := range res.GetRecords() {
 		targets := strings.Join(r.GetTargets(), ",")
 		if targets == "" {
 			targets = "-"
@@ -219,7 +215,7 @@ func (o *auditOptions) run(ctx context.Context, inv *invocation, args []string) 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if res.Msg.GetTruncated() {
+	if res.GetTruncated() {
 		inv.noticef("more records matched; narrow with --since, --actor or --procedure, or raise --limit")
 	}
 	return nil

@@ -252,16 +252,14 @@ func appealsGet(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.GetAppeal(cctx, connect.NewRequest(&riskv1.GetAppealRequest{AppealId: id}))
+	res, err := unary(ctx, inv, c.GetAppeal, &riskv1.GetAppealRequest{AppealId: id})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	return writeAppeal(inv.stdout(), res.Msg.GetAppeal())
+	return writeAppeal(inv.stdout(), res.GetAppeal())
 }
 
 func appealsFile(ctx context.Context, inv *invocation, args []string, statement, contact string) error {
@@ -279,16 +277,14 @@ func appealsFile(ctx context.Context, inv *invocation, args []string, statement,
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.FileAppeal(cctx, connect.NewRequest(&riskv1.FileAppealRequest{DecisionId: id, Statement: statement, Contact: contact}))
+	res, err := unary(ctx, inv, c.FileAppeal, &riskv1.FileAppealRequest{DecisionId: id, Statement: statement, Contact: contact})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	a := res.Msg.GetAppeal()
+	a := res.GetAppeal()
 	_, err = fmt.Fprintf(inv.stdout(), "filed appeal %s on decision %s; an answer is due by %s\n已提交申诉 %s，将于 %s 前答复\n",
 		a.GetAppealId(), a.GetDecisionId(), formatTime(a.GetDueAt()), a.GetAppealId(), formatTime(a.GetDueAt()))
 	return err
@@ -303,16 +299,14 @@ func appealsReview(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.StartReview(cctx, connect.NewRequest(&riskv1.StartReviewRequest{AppealId: id}))
+	res, err := unary(ctx, inv, c.StartReview, &riskv1.StartReviewRequest{AppealId: id})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	return writeAppeal(inv.stdout(), res.Msg.GetAppeal())
+	return writeAppeal(inv.stdout(), res.GetAppeal())
 }
 
 type resolveOptions struct {
@@ -348,14 +342,12 @@ func (o *resolveOptions) run(ctx context.Context, inv *invocation, args []string
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	r, err := c.ResolveAppeal(cctx, connect.NewRequest(&riskv1.ResolveAppealRequest{AppealId: id, Resolution: res, Reason: o.reason, RemedyDays: int64(o.remedyDays)}))
+	r, err := unary(ctx, inv, c.ResolveAppeal, &riskv1.ResolveAppealRequest{AppealId: id, Resolution: res, Reason: o.reason, RemedyDays: int64(o.remedyDays)})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), r.Msg)
+		return writeJSON(inv.stdout(), r)
 	}
-	return writeAppeal(inv.stdout(), r.Msg.GetAppeal())
+	return writeAppeal(inv.stdout(), r.GetAppeal())
 }

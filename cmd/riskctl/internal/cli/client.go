@@ -167,3 +167,20 @@ func (inv *invocation) callError(err error) error {
 	}
 	return &exitError{code: code, err: errors.New(msg)}
 }
+
+// unary runs one RPC under the invocation's timeout and turns a failure into
+// the exit error riskctl reports.
+func unary[Req, Res any](ctx context.Context, inv *invocation, call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
+	return unaryWith(ctx, inv, call, req, inv.callError)
+}
+
+// unaryWith is unary with the verb's own error reporting.
+func unaryWith[Req, Res any](ctx context.Context, inv *invocation, call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req, onErr func(error) error) (*Res, error) {
+	cctx, cancel := inv.callContext(ctx)
+	defer cancel()
+	res, err := call(cctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, onErr(err)
+	}
+	return res.Msg, nil
+}

@@ -63,16 +63,14 @@ func decisionsGet(ctx context.Context, inv *invocation, args []string, features 
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	resp, err := client.GetDecision(cctx, connect.NewRequest(&riskv1.GetDecisionRequest{DecisionId: args[0]}))
+	resp, err := unary(ctx, inv, client.GetDecision, &riskv1.GetDecisionRequest{DecisionId: args[0]})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), resp.Msg)
+		return writeJSON(inv.stdout(), resp)
 	}
-	return writeDecision(inv.stdout(), resp.Msg.GetDecision(), decisionView{features: features})
+	return writeDecision(inv.stdout(), resp.GetDecision(), decisionView{features: features})
 }
 
 type listOptions struct {

@@ -145,16 +145,14 @@ func decisionsExplain(ctx context.Context, inv *invocation, args []string) error
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ExplainDecision(cctx, connect.NewRequest(&riskv1.ExplainDecisionRequest{DecisionId: id}))
+	res, err := unary(ctx, inv, c.ExplainDecision, &riskv1.ExplainDecisionRequest{DecisionId: id})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	return writeExplanation(inv.stdout(), res.Msg.GetExplanation())
+	return writeExplanation(inv.stdout(), res.GetExplanation())
 }
 
 // writeExplanation prints an explanation for people, in English with the
@@ -274,13 +272,11 @@ func decisionsReplay(ctx context.Context, inv *invocation, args []string, versio
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ReplayDecision(cctx, connect.NewRequest(&riskv1.ReplayDecisionRequest{DecisionId: id, RulesetVersion: version}))
+	res, err := unary(ctx, inv, c.ReplayDecision, &riskv1.ReplayDecisionRequest{DecisionId: id, RulesetVersion: version})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
-	r := res.Msg
+	r := res
 	if inv.g.json {
 		return writeJSON(inv.stdout(), r)
 	}
@@ -372,13 +368,11 @@ func decisionsCheckpoint(ctx context.Context, inv *invocation, args []string, ou
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.GetCheckpoint(cctx, connect.NewRequest(&riskv1.GetCheckpointRequest{}))
+	res, err := unary(ctx, inv, c.GetCheckpoint, &riskv1.GetCheckpointRequest{})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
-	cp := res.Msg.GetCheckpoint()
+	cp := res.GetCheckpoint()
 	if out != "" {
 		var b strings.Builder
 		if err := writeJSON(&b, cp); err != nil {
@@ -389,7 +383,7 @@ func decisionsCheckpoint(ctx context.Context, inv *invocation, args []string, ou
 		}
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	_, err = fmt.Fprintf(inv.stdout(), "entries %d\nhash    %s\nat      %s\n", cp.GetCount(), cp.GetHash(), formatTime(cp.GetAt()))
 	return err
@@ -406,13 +400,11 @@ func decisionsExport(ctx context.Context, inv *invocation, args []string, accoun
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ExportSubject(cctx, connect.NewRequest(&riskv1.ExportSubjectRequest{AccountId: account}))
+	res, err := unary(ctx, inv, c.ExportSubject, &riskv1.ExportSubjectRequest{AccountId: account})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
-	doc := res.Msg.GetJson()
+	doc := res.GetJson()
 	if !strings.HasSuffix(doc, "\n") {
 		doc += "\n"
 	}

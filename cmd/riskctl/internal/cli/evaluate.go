@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 
-	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -95,15 +94,13 @@ func (o *evaluateOptions) run(ctx context.Context, inv *invocation, args []strin
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	resp, err := client.Evaluate(cctx, connect.NewRequest(&riskv1.EvaluateRequest{Event: ev}))
+	resp, err := unary(ctx, inv, client.Evaluate, &riskv1.EvaluateRequest{Event: ev})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
-	d := resp.Msg.GetDecision()
+	d := resp.GetDecision()
 	if inv.g.json {
-		err = writeJSON(inv.stdout(), resp.Msg)
+		err = writeJSON(inv.stdout(), resp)
 	} else {
 		err = writeDecision(inv.stdout(), d, decisionView{features: o.features})
 	}

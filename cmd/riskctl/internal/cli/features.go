@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"connectrpc.com/connect"
-
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/auth"
@@ -72,21 +70,19 @@ func featuresShow(ctx context.Context, inv *invocation, args []string, acct, dev
 		return err
 	}
 	c := riskv1connect.NewFeaturesServiceClient(hc, base, opts...)
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ShowFeatures(cctx, connect.NewRequest(req))
+	res, err := unary(ctx, inv, c.ShowFeatures, req)
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	if len(res.Msg.GetFeatures()) == 0 {
+	if len(res.GetFeatures()) == 0 {
 		return &exitError{code: ExitOK, err: errors.New("no features are kept by that key")}
 	}
 	tw := tabwriter.NewWriter(inv.stdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FEATURE\tVALUE\tAGG\tLAST SEEN")
-	for _, f := range res.Msg.GetFeatures() {
+	for _, f := range res.GetFeatures() {
 		last := ""
 		if f.GetLastAt() != nil {
 			last = formatTime(f.GetLastAt())

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"connectrpc.com/connect"
-
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/auth"
@@ -89,16 +87,14 @@ func labelsPut(ctx context.Context, inv *invocation, args []string, decision, ev
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.PutLabel(cctx, connect.NewRequest(&riskv1.PutLabelRequest{DecisionId: decision, EventId: eventID, Kind: k}))
+	res, err := unary(ctx, inv, c.PutLabel, &riskv1.PutLabelRequest{DecisionId: decision, EventId: eventID, Kind: k})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	l := res.Msg.GetLabel()
+	l := res.GetLabel()
 	target := "decision " + l.GetDecisionId()
 	if l.GetDecisionId() == "" {
 		target = "event " + l.GetEventId()
@@ -125,29 +121,27 @@ func labelsList(ctx context.Context, inv *invocation, args []string, kind string
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ListLabels(cctx, connect.NewRequest(&riskv1.ListLabelsRequest{Kind: k, Limit: int32(limit)}))
+	res, err := unary(ctx, inv, c.ListLabels, &riskv1.ListLabelsRequest{Kind: k, Limit: int32(limit)})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	w := inv.stdout()
-	if len(res.Msg.GetLabels()) == 0 {
+	if len(res.GetLabels()) == 0 {
 		_, err := fmt.Fprintln(w, "no labels")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tDECISION\tEVENT\tSOURCE\tLABELLED")
-	for _, l := range res.Msg.GetLabels() {
+	for _, l := range res.GetLabels() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", labelKindName(l.GetKind()), dash(l.GetDecisionId()), dash(l.GetEventId()), l.GetSource(), formatTime(l.GetLabeledAt()))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if res.Msg.GetTruncated() {
+	if res.GetTruncated() {
 		inv.noticef("more labels than --limit; raise it")
 	}
 	return nil

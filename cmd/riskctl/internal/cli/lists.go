@@ -116,14 +116,12 @@ func listsCreate(ctx context.Context, inv *invocation, args []string, kind, ik, 
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.CreateList(cctx, connect.NewRequest(&riskv1.CreateListRequest{Name: name, Kind: riskv1.ListKind(k), IdentifierKind: ik, Description: desc}))
+	res, err := unary(ctx, inv, c.CreateList, &riskv1.CreateListRequest{Name: name, Kind: riskv1.ListKind(k), IdentifierKind: ik, Description: desc})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	_, err = fmt.Fprintf(inv.stdout(), "list %s created (%s)\n", name, kind)
 	return err
@@ -155,18 +153,16 @@ func listsLs(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ListLists(cctx, connect.NewRequest(&riskv1.ListListsRequest{}))
+	res, err := unary(ctx, inv, c.ListLists, &riskv1.ListListsRequest{})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	tw := tabwriter.NewWriter(inv.stdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LIST\tKIND\tENTRIES\tVERSION\tUPDATED\tDESCRIPTION")
-	for _, l := range res.Msg.GetLists() {
+	for _, l := range res.GetLists() {
 		kind := listKindName(l.GetKind())
 		if l.GetIdentifierKind() != "" {
 			kind += "(" + l.GetIdentifierKind() + ")"
@@ -234,16 +230,14 @@ func listsAdd(ctx context.Context, inv *invocation, args []string, expires strin
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.AddEntries(cctx, connect.NewRequest(&riskv1.AddEntriesRequest{Name: args[0], Values: args[1:], ExpiresAt: exp}))
+	res, err := unary(ctx, inv, c.AddEntries, &riskv1.AddEntriesRequest{Name: args[0], Values: args[1:], ExpiresAt: exp})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	_, err = fmt.Fprintf(inv.stdout(), "added %d to %s\n", res.Msg.GetAdded(), args[0])
+	_, err = fmt.Fprintf(inv.stdout(), "added %d to %s\n", res.GetAdded(), args[0])
 	return err
 }
 
@@ -255,16 +249,14 @@ func listsRm(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.RemoveEntries(cctx, connect.NewRequest(&riskv1.RemoveEntriesRequest{Name: args[0], Values: args[1:]}))
+	res, err := unary(ctx, inv, c.RemoveEntries, &riskv1.RemoveEntriesRequest{Name: args[0], Values: args[1:]})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	_, err = fmt.Fprintf(inv.stdout(), "removed %d from %s\n", res.Msg.GetRemoved(), args[0])
+	_, err = fmt.Fprintf(inv.stdout(), "removed %d from %s\n", res.GetRemoved(), args[0])
 	return err
 }
 
@@ -352,15 +344,13 @@ func listsExport(ctx context.Context, inv *invocation, args []string, out string
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ExportList(cctx, connect.NewRequest(&riskv1.ExportListRequest{Name: name}))
+	res, err := unary(ctx, inv, c.ExportList, &riskv1.ExportListRequest{Name: name})
 	if err != nil {
-		return inv.callError(err)
-	}
-	if err := os.WriteFile(out, res.Msg.GetFilter(), 0o644); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(inv.stdout(), "wrote %s version %d (%d bytes, %s) to %s\n", name, res.Msg.GetVersion(), len(res.Msg.GetFilter()), res.Msg.GetFormat(), out)
+	if err := os.WriteFile(out, res.GetFilter(), 0o644); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(inv.stdout(), "wrote %s version %d (%d bytes, %s) to %s\n", name, res.GetVersion(), len(res.GetFilter()), res.GetFormat(), out)
 	return err
 }

@@ -338,16 +338,14 @@ func rulesDraftPut(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.PutDraft(cctx, connect.NewRequest(&riskv1.PutDraftRequest{Name: args[0], Files: ruleFilesPB(files)}))
+	res, err := unaryWith(ctx, inv, c.PutDraft, &riskv1.PutDraftRequest{Name: args[0], Files: ruleFilesPB(files)}, inv.rulesCallError)
 	if err != nil {
-		return inv.rulesCallError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	_, err = fmt.Fprintf(inv.stdout(), "draft %s stored: %d rules in %d files\n", res.Msg.GetDraft().GetName(), len(res.Msg.GetRules()), len(files))
+	_, err = fmt.Fprintf(inv.stdout(), "draft %s stored: %d rules in %d files\n", res.GetDraft().GetName(), len(res.GetRules()), len(files))
 	return err
 }
 
@@ -359,22 +357,20 @@ func rulesDraftList(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ListDrafts(cctx, connect.NewRequest(&riskv1.ListDraftsRequest{}))
+	res, err := unary(ctx, inv, c.ListDrafts, &riskv1.ListDraftsRequest{})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	if len(res.Msg.GetDrafts()) == 0 {
+	if len(res.GetDrafts()) == 0 {
 		_, err := fmt.Fprintln(inv.stdout(), "no drafts")
 		return err
 	}
 	tw := tabwriter.NewWriter(inv.stdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DRAFT\tAUTHOR\tUPDATED")
-	for _, d := range res.Msg.GetDrafts() {
+	for _, d := range res.GetDrafts() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.GetName(), actorName(d.GetAuthor()), formatTime(d.GetUpdatedAt()))
 	}
 	return tw.Flush()
@@ -426,19 +422,17 @@ func rulesDraftGet(ctx context.Context, inv *invocation, args []string, out stri
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.GetDraft(cctx, connect.NewRequest(&riskv1.GetDraftRequest{Name: name}))
+	res, err := unary(ctx, inv, c.GetDraft, &riskv1.GetDraftRequest{Name: name})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if out != "" {
-		return writeRuleDir(out, res.Msg.GetDraft().GetFiles())
+		return writeRuleDir(out, res.GetDraft().GetFiles())
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	for _, f := range res.Msg.GetDraft().GetFiles() {
+	for _, f := range res.GetDraft().GetFiles() {
 		fmt.Fprintf(inv.stdout(), "# %s\n%s", f.GetName(), f.GetContent())
 		if !strings.HasSuffix(f.GetContent(), "\n") {
 			fmt.Fprintln(inv.stdout())
@@ -545,13 +539,11 @@ func rulesDiff(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.DiffDraft(cctx, connect.NewRequest(&riskv1.DiffDraftRequest{Draft: name}))
+	res, err := unaryWith(ctx, inv, c.DiffDraft, &riskv1.DiffDraftRequest{Draft: name}, inv.rulesCallError)
 	if err != nil {
-		return inv.rulesCallError(err)
+		return err
 	}
-	m := res.Msg
+	m := res
 	if inv.g.json {
 		return writeJSON(inv.stdout(), m)
 	}
@@ -605,16 +597,14 @@ func rulesPublish(ctx context.Context, inv *invocation, args []string, note stri
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.Publish(cctx, connect.NewRequest(&riskv1.PublishRequest{Draft: name, Note: note}))
+	res, err := unaryWith(ctx, inv, c.Publish, &riskv1.PublishRequest{Draft: name, Note: note}, inv.rulesCallError)
 	if err != nil {
-		return inv.rulesCallError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	return writeVersion(inv, "published", res.Msg.GetVersion())
+	return writeVersion(inv, "published", res.GetVersion())
 }
 
 func rulesVersions(ctx context.Context, inv *invocation, args []string) error {
@@ -625,18 +615,16 @@ func rulesVersions(ctx context.Context, inv *invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.ListVersions(cctx, connect.NewRequest(&riskv1.ListVersionsRequest{}))
+	res, err := unary(ctx, inv, c.ListVersions, &riskv1.ListVersionsRequest{})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	tw := tabwriter.NewWriter(inv.stdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tLIVE\tKIND\tRULES\tBY\tAT\tNOTE")
-	for _, v := range res.Msg.GetVersions() {
+	for _, v := range res.GetVersions() {
 		live := ""
 		if v.GetLive() {
 			live = "*"
@@ -655,16 +643,14 @@ func rulesRollback(ctx context.Context, inv *invocation, args []string, note str
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.Rollback(cctx, connect.NewRequest(&riskv1.RollbackRequest{Version: v, Note: note}))
+	res, err := unary(ctx, inv, c.Rollback, &riskv1.RollbackRequest{Version: v, Note: note})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	return writeVersion(inv, "rolled back", res.Msg.GetVersion())
+	return writeVersion(inv, "rolled back", res.GetVersion())
 }
 
 func rulesMode(ctx context.Context, inv *invocation, args []string, note string) error {
@@ -679,16 +665,14 @@ func rulesMode(ctx context.Context, inv *invocation, args []string, note string)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.SetRuleMode(cctx, connect.NewRequest(&riskv1.SetRuleModeRequest{RuleId: args[0], Mode: riskv1.RuleMode(mode), Note: note}))
+	res, err := unary(ctx, inv, c.SetRuleMode, &riskv1.SetRuleModeRequest{RuleId: args[0], Mode: riskv1.RuleMode(mode), Note: note})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
-	return writeVersion(inv, args[0]+" "+args[1], res.Msg.GetVersion())
+	return writeVersion(inv, args[0]+" "+args[1], res.GetVersion())
 }
 
 func modeName(m riskv1.RuleMode) string {
@@ -706,18 +690,16 @@ func rulesHistory(ctx context.Context, inv *invocation, args []string, limit int
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.History(cctx, connect.NewRequest(&riskv1.HistoryRequest{Limit: int32(limit)}))
+	res, err := unary(ctx, inv, c.History, &riskv1.HistoryRequest{Limit: int32(limit)})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg)
+		return writeJSON(inv.stdout(), res)
 	}
 	tw := tabwriter.NewWriter(inv.stdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AT\tBY\tACTION\tVERSION\tDRAFT\tRULE\tMODE\tNOTE")
-	for _, ch := range res.Msg.GetChanges() {
+	for _, ch := range res.GetChanges() {
 		mode := "-"
 		if ch.GetMode() != riskv1.RuleMode_RULE_MODE_UNSPECIFIED {
 			mode = modeName(ch.GetMode())
@@ -737,19 +719,17 @@ func rulesPull(ctx context.Context, inv *invocation, args []string, version stri
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.GetVersion(cctx, connect.NewRequest(&riskv1.GetVersionRequest{Version: version}))
+	res, err := unary(ctx, inv, c.GetVersion, &riskv1.GetVersionRequest{Version: version})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
-	if err := writeRuleDir(dir, res.Msg.GetFiles()); err != nil {
+	if err := writeRuleDir(dir, res.GetFiles()); err != nil {
 		return err
 	}
 	if inv.g.json {
-		return writeJSON(inv.stdout(), res.Msg.GetVersion())
+		return writeJSON(inv.stdout(), res.GetVersion())
 	}
-	_, err = fmt.Fprintf(inv.stdout(), "pulled %s: %d files into %s\n", res.Msg.GetVersion().GetVersion(), len(res.Msg.GetFiles()), dir)
+	_, err = fmt.Fprintf(inv.stdout(), "pulled %s: %d files into %s\n", res.GetVersion().GetVersion(), len(res.GetFiles()), dir)
 	return err
 }
 
@@ -904,13 +884,11 @@ func rulesStats(ctx context.Context, inv *invocation, args []string, th float64,
 	if err != nil {
 		return err
 	}
-	cctx, cancel := inv.callContext(ctx)
-	defer cancel()
-	res, err := c.RuleStats(cctx, connect.NewRequest(&riskv1.RuleStatsRequest{OverturnThreshold: th, MinHits: minHits}))
+	res, err := unary(ctx, inv, c.RuleStats, &riskv1.RuleStatsRequest{OverturnThreshold: th, MinHits: minHits})
 	if err != nil {
-		return inv.callError(err)
+		return err
 	}
-	m := res.Msg
+	m := res
 	if inv.g.json {
 		return writeJSON(inv.stdout(), m)
 	}
