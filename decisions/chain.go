@@ -56,7 +56,7 @@ func (k Kind) String() string {
 //
 // For a decision the record is the value under keys.DecisionRecord|ULID:
 //
-//	0x01 || seq (8) || uvarint len(pseudonym) || pseudonym || Decision (deterministic protobuf)
+//	0x01 || seq (8) || uvarint len(pseudonym) || pseudonym || Decision (protobuf)
 //
 // For the other kinds the record is the entry's inline body (JSON). The
 // record digest, not the record, enters the hash, so that erasure can replace

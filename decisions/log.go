@@ -227,13 +227,16 @@ type Pending struct {
 	id      ulid.ULID
 	pseud   string
 	decided int64
-	body    []byte // deterministic proto encoding of the decision
+	body    []byte // proto encoding of the decision
 }
 
 // ID returns the decision id.
 func (p *Pending) ID() string { return p.id.String() }
 
-var marshalOpts = proto.MarshalOptions{Deterministic: true}
+// marshalOpts encodes records. Not Deterministic: the chain hashes a record's
+// bytes as stored and nothing re-encodes to compare, so sorting the feature
+// map on every decision would buy nothing (it cost 5 µs a decision).
+var marshalOpts = proto.MarshalOptions{}
 
 // Prepare validates and marshals d outside the commit path. d must carry a
 // ULID decision_id (NewID) and decided_at; accountPseudonym indexes it for
