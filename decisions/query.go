@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -110,8 +111,9 @@ func decodeToken(tok string, version byte, payloadLen int, bind []byte) ([]byte,
 	if len(tok) > 128 {
 		return nil, &PageTokenError{Reason: "too long"}
 	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(tok)
+	// The decoder skips CR and LF; a token is only what we issued, byte for byte.
+	if err != nil || strings.ContainsAny(tok, "\r\n") {
 		return nil, &PageTokenError{Reason: "not base64url"}
 	}
 	if len(b) != 1+payloadLen+len(bind) || b[0] != version {
