@@ -80,11 +80,13 @@ const (
 	AggSeenBefore                // an earlier event within the horizon (bool)
 	AggLast                      // derived from the previous event within the horizon
 	AggListCount                 // values of the event found on a named list (stateless)
+	AggFirstSeen                 // seconds since the earliest event within the horizon
 )
 
 var aggNames = map[string]Agg{
 	"count": AggCount, "sum": AggSum, "distinct": AggDistinct,
 	"seen_before": AggSeenBefore, "last": AggLast, "list_count": AggListCount,
+	"first_seen": AggFirstSeen,
 }
 
 func (a Agg) String() string {
@@ -96,7 +98,7 @@ func (a Agg) String() string {
 	return "unknown"
 }
 
-// Derivations of AggLast.
+// Derivations of AggLast (AggFirstSeen: seconds_since only).
 const (
 	DeriveSecondsSince = "seconds_since"
 	DeriveKM           = "km"
@@ -116,7 +118,8 @@ const (
 const (
 	MinWindow = time.Minute
 	MaxWindow = 90 * 24 * time.Hour
-	// DefaultHorizon is the horizon of seen_before and last when none is given.
+	// DefaultHorizon is the horizon of seen_before, first_seen and last when
+	// none is given.
 	DefaultHorizon = MaxWindow
 )
 
@@ -134,7 +137,7 @@ type Def struct {
 	Of        []string // distinct: one key field; sum: one expr; last: time|location; list_count: list-valued fields
 	Window    time.Duration
 	Horizon   time.Duration
-	Derive    string // AggLast: seconds_since | km | kmh
+	Derive    string // AggLast: seconds_since | km | kmh; AggFirstSeen: seconds_since
 	List      string // AggListCount: the list's name
 	// Categories names the personal-information categories the feature uses.
 	Categories []string
@@ -190,7 +193,7 @@ type stateDef struct {
 	of      keyField      // distinct
 	sum     *vm.Program   // sum
 	lastLoc bool          // last: location (else time)
-	window  time.Duration // count/sum/distinct window; seen_before/last horizon
+	window  time.Duration // count/sum/distinct window; seen_before/first_seen/last horizon
 	gran    int64         // granule, ns (window/60)
 	first   string        // first feature using it (for messages)
 }
@@ -551,7 +554,7 @@ func parseDef(file string, n *yaml.Node) (Def, *stateDef, error) {
 	}
 	agg, ok := aggNames[aggS]
 	if !ok {
-		return d, nil, fail(aggLine, "unknown aggregation %q (want count, sum, distinct, seen_before, last or list_count)", aggS)
+		return d, nil, fail(aggLine, "unknown aggregation %q (want count, sum, distinct, seen_before, first_seen, last or list_count)", aggS)
 	}
 	d.Agg = agg
 	keyNames, keyLine, err := list("key")
@@ -649,8 +652,8 @@ func parseDef(file string, n *yaml.Node) (Def, *stateDef, error) {
 	if err != nil {
 		return d, nil, err
 	}
-	if derive != "" && agg != AggLast {
-		return d, nil, fail(deriveLine, "value is only for last")
+	if derive != "" && agg != AggLast && agg != AggFirstSeen {
+		return d, nil, fail(deriveLine, "value is only for last and first_seen")
 	}
 	switch agg {
 	case AggCount, AggSum, AggDistinct:
@@ -664,7 +667,7 @@ func parseDef(file string, n *yaml.Node) (Def, *stateDef, error) {
 			return d, nil, fail(n.Line, "missing window")
 		}
 		st.window = d.Window
-	case AggSeenBefore, AggLast:
+	case AggSeenBefore, AggFirstSeen, AggLast:
 		if fields["window"] != nil {
 			return d, nil, fail(fields["window"].Line, "%s takes a horizon, not a window", aggS)
 		}
@@ -710,6 +713,17 @@ func parseDef(file string, n *yaml.Node) (Def, *stateDef, error) {
 		if len(of) > 0 {
 			return d, nil, fail(ofLine, "seen_before takes no of")
 		}
+	case AggFirstSeen:
+		d.Kind = KindFloat
+		if len(of) > 0 {
+			return d, nil, fail(ofLine, "first_seen takes no of")
+		}
+		switch derive {
+		case "", DeriveSecondsSince:
+		default:
+			return d, nil, fail(deriveLine, "unknown value %q (first_seen gives seconds_since)", derive)
+		}
+		d.Derive = DeriveSecondsSince
 	case AggLast:
 		d.Kind = KindFloat
 		if len(of) != 1 || (of[0] != "time" && of[0] != "location") {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -64,6 +65,22 @@ func TestCheckFileAcceptsDefault(t *testing.T) {
 	}
 	if err := CheckFile(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || errors.Is(err, ErrCatalog) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestFirstSeenCatalog(t *testing.T) {
+	for _, c := range []struct {
+		extra   string
+		horizon time.Duration
+	}{{"", DefaultHorizon}, {"    value: seconds_since\n    horizon: 1m\n", time.Minute}} {
+		cat, err := ParseCatalog("t", []byte("features:\n  - name: f\n    key: [account_id, device.device_id]\n    agg: first_seen\n"+c.extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := cat.Defs()[0]
+		if d.Agg != AggFirstSeen || d.Agg.String() != "first_seen" || d.Kind != KindFloat || d.Derive != DeriveSecondsSince || d.Horizon != c.horizon || d.Window != 0 {
+			t.Errorf("%q: got %+v", c.extra, d)
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package features computes behavioural features (velocity counts, sums,
-// distinct counts, seen-before flags, time and distance since the previous
-// event, list hits) from a declarative YAML catalog, incrementally, as
-// mergeable window state on Pebble behind an in-memory LRU.
+// distinct counts, seen-before flags, time since the first event, time and
+// distance since the previous event, list hits) from a declarative YAML
+// catalog, incrementally, as mergeable window state on Pebble behind an
+// in-memory LRU.
 //
 // # Catalog
 //
@@ -14,12 +15,14 @@
 //	key:         key fields (KeyFields): account_id, device.device_id,
 //	             network.ip, network.ip_prefix (the /24 or /64), payment.payee_account_id,
 //	             attendance.site_id, location (the stored coarse coordinates) ...
-//	agg:         count | sum | distinct | seen_before | last | list_count
+//	agg:         count | sum | distinct | seen_before | first_seen | last |
+//	             list_count
 //	of:          sum: an integer expr; distinct: a key field;
 //	             last: time | location; list_count: list-valued fields
 //	window:      count, sum, distinct: 1m to 90d (Go duration or Nd)
-//	horizon:     seen_before, last: 1m to 90d, default 90d
-//	value:       last: seconds_since | km | kmh
+//	horizon:     seen_before, first_seen, last: 1m to 90d, default 90d
+//	value:       last: seconds_since | km | kmh; first_seen: seconds_since
+//	             (its only value, the default)
 //	list:        list_count: the list's name
 //	categories:  extra personal-information categories (device, network,
 //	             location, behaviour, payment); the key and of fields add theirs
@@ -38,11 +41,20 @@
 // granules (no coarser than 1/60 of the window). A read sees the events
 // applied before it (also late ones, in their own granules), never the event
 // being applied: Apply reads, then adds. seen_before is a count over the
-// horizon with the same granules, true when positive. last keeps, per key and
-// horizon-long period, the lastKeep (8) latest values by event time (ties:
-// larger coordinates win); a read at t takes the latest kept value with time
-// in (t-h, t] from the current and previous period; it is absent when there
-// is none. speed divides by the time between the events, at least one second.
+// horizon with the same granules, true when positive. first_seen keeps,
+// per granule of the horizon, the earliest event time applied to it (merge:
+// the per-granule minimum, commutative and associative, so operands commit
+// in any order); a read at t takes the minimum m over the same granules as
+// seen_before, in the current and previous period, and gives max(t-m, 0) in
+// seconds: the time since the earliest event applied before this one whose
+// granule is in the read's window. A late event earlier than those applied
+// before it becomes the first for later reads (a minimum, not the first
+// arrival); one that finds only later events in its own granule reads 0,
+// never a negative time. It is absent when there is none. last keeps, per
+// key and horizon-long period, the lastKeep (8) latest values by event time
+// (ties: larger coordinates win); a read at t takes the latest kept value
+// with time in (t-h, t] from the current and previous period; it is absent
+// when there is none. speed divides by the time between the events, at least one second.
 // distinct is exact while a key holds at most ExactDistinctLimit (1,024)
 // distinct values per period (one window long); beyond that it is estimated
 // with per-granule HyperLogLog sketches (axiomhq/hyperloglog, precision 14,
@@ -59,7 +71,8 @@
 // (length-prefixed pseudonyms of the key fields; never a raw identifier).
 // A period is 60 granules (one window; for last one horizon), so a read
 // touches at most two periods. Values are merge operands (per-granule
-// counts, value hash -> granule mask, HyperLogLog sketches, latest values)
+// counts, per-granule earliest times, value hash -> granule mask,
+// HyperLogLog sketches, latest values)
 // combined by Merger, which is commutative and associative, so batches may
 // commit in any order. Sweep range-deletes periods that no read within the
 // lateness bound can reach, and the state of retired definitions.
@@ -77,20 +90,21 @@
 // event needs more; a read needs two), so that one lookup serves both
 // periods a read touches. Most entries are a few hundred bytes; a distinct
 // state past the exact limit holds up to 60 sketches and is larger.
-// Sizing: an event touches 12-15 entries of the default catalog (28
-// features, 26 states). With 1M accounts and 1M devices of state on disk
+// Sizing: an event touches 13-16 entries of the default catalog (29
+// features, 27 states). With 1M accounts and 1M devices of state on disk
 // and the default 262,144 entries, the heap stayed at 131-226 MiB after
-// cold Applies over the whole population (BenchmarkApplyCold).
+// cold Applies over the whole population (BenchmarkApplyCold, measured
+// with the 28 features before first_seen).
 //
 // # Performance
 //
 // Apply costs one cache lookup per applicable state (the hash that picks
 // the stripe lock also picks the cache slot), a Pebble point read per
-// period not in memory, and one merge operand per counted state (8-12 an
+// period not in memory, and one merge operand per counted state (9-13 an
 // event). A cache hit on a recently used entry writes nothing (see cache).
-// Merger combines counts and exact sets in flat, pooled arrays, so
-// compactions allocate nothing for them. ConfigureDB sets Pebble's write
-// path for a stream of small operands. What remains is mostly Pebble's:
+// Merger combines counts, first-seen times and exact sets in flat, pooled
+// arrays, so compactions allocate nothing for them. ConfigureDB sets
+// Pebble's write path for a stream of small operands. What remains is mostly Pebble's:
 // inserting the operands into the memtable skiplist costs as much CPU as
 // the rest of Apply, then flushes and compactions; reading state that is
 // not in memory makes a cold Apply 5-6 times a warm one.
@@ -123,6 +137,13 @@
 // delay, the CPU per read staying at 14-17 µs); Apply plus its memtable
 // inserts cost about 45 CPU µs, three times what the update and ingest
 // targets allow.
+//
+// The figures above predate first_seen (one more state, and one more
+// operand for an event with an account and a device). On 2026-11-28 at
+// the default 20,000 population and load 2.8-3.5, three alternating runs
+// before and after it gave Read 12.9-19.0 and 13.9-15.9 CPU µs, Apply
+// 24.0-32.8 and 23.9-30.6 CPU µs: within the noise (go test -run XXX
+// -bench 'Read$|Apply$' -benchtime 20000x ./features/).
 //
 // The default run (go test -bench . ./features/, as make bench runs it)
 // uses a 20,000 population; bench_test.go documents the variables.

@@ -10,7 +10,8 @@ import (
 
 // TestMergerMatchesState checks that the pooled merger's flat fast path
 // gives the same stored value as decoding every operand into a state and
-// encoding it, for counts, exact sets and last values, in any grouping.
+// encoding it, for counts, exact sets, first-seen times and last values, in
+// any grouping.
 func TestMergerMatchesState(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	key := []byte{keys.FeatureState, 0, 1}
@@ -25,6 +26,13 @@ func TestMergerMatchesState(t *testing.T) {
 			b := []byte{tagDistinct}
 			b = appendU64(b, uint64(r.IntN(300)))
 			return appendU64(b, 1<<uint(r.IntN(slots)))
+		}},
+		{"first", func() []byte {
+			b := []byte{tagFirst}
+			for range r.IntN(3) { // an empty operand too
+				b = appendFirst(b, uint8(r.IntN(slots)), r.Int64N(1000)-500)
+			}
+			return b
 		}},
 		{"last", func() []byte {
 			return appendLast([]byte{tagLast}, lastVal{t: r.Int64N(50), lat: float64(r.IntN(3)), lon: 1})

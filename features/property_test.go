@@ -252,6 +252,7 @@ var bruteFeatures = map[string]bool{
 	"speed_kmh_from_last_location_account": true, "payments_account_1h": true, "payment_amount_account_24h": true,
 	"payee_distinct_payers_24h": true, "attendance_device_distinct_accounts_7d": true,
 	"attendance_same_coordinates_account_30d": true, "cheat_packages_installed": true,
+	"seconds_since_first_seen_account_device": true,
 }
 
 func TestCatalogKeepsIssueFeatures(t *testing.T) {
@@ -310,6 +311,23 @@ func bruteVector(cat *Catalog, prior []*event.Event, ev *event.Event) Vector {
 	}
 	if acct != "" && pfx != "" {
 		set("account_ip_prefix_seen_before", BoolValue(count(func(e *event.Event) bool { return e.P.Account == acct && e.P.IPPrefix == pfx }, h90) > 0))
+	}
+	// first_seen: the earliest committed event of the pair in the read's
+	// window, whatever the order it came in; a late event can find only
+	// later ones in its own granule, which reads as zero, not negative.
+	if acct != "" && dev != "" {
+		var first time.Time
+		found := false
+		for _, e := range prior {
+			if e.P.Account == acct && e.P.Device == dev && inWindow(e.OccurredAt, ev.OccurredAt, h90) && (!found || e.OccurredAt.Before(first)) {
+				first, found = e.OccurredAt, true
+			}
+		}
+		if found {
+			set("seconds_since_first_seen_account_device", FloatValue(math.Max(0, float64(ev.OccurredAt.Sub(first))/float64(time.Second))))
+		} else {
+			set("seconds_since_first_seen_account_device", Absent(KindFloat))
+		}
 	}
 	if ev.Type == event.Login && acct != "" {
 		var cands []lastCand

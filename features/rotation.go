@@ -15,9 +15,9 @@ import (
 // set, a state loaded from disk (a cache miss) also reads the same state,
 // period and entity under each old key's pseudonyms and merges it in (the
 // values are merge operands, so the union is exact for counts, sums,
-// seen-before and last values). New operands go to the current key only,
-// and the old state is never rewritten, so a reload computes the same
-// union and nothing is counted twice. A distinct set can count a value
+// seen-before, first-seen and last values). New operands go to the current
+// key only, and the old state is never rewritten, so a reload computes the
+// same union and nothing is counted twice. A distinct set can count a value
 // seen both before and after the rotation twice (once per key) until the
 // old state leaves the window. Without a rotation this costs one nil check
 // per event.

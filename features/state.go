@@ -35,6 +35,7 @@ const (
 	tagDistinct byte = 2 // (hash u64, slot mask u64)*, sorted by hash
 	tagHLL      byte = 3 // (slot byte, uvarint len, sketch)*
 	tagLast     byte = 4 // (time i64, lat f64, lon f64)*, newest first
+	tagFirst    byte = 5 // (slot byte, time i64)*, sorted by slot: the slot's earliest event
 )
 
 var errCorrupt = errors.New("features: corrupt state")
@@ -42,6 +43,13 @@ var errCorrupt = errors.New("features: corrupt state")
 type slotCount struct {
 	slot uint8
 	n    int64
+}
+
+// slotTime is a first_seen granule: the earliest event time (unix ns)
+// applied to it.
+type slotTime struct {
+	slot uint8
+	t    int64
 }
 
 type lastVal struct {
@@ -64,11 +72,12 @@ func (a lastVal) newer(b lastVal) bool {
 // state is the decoded value of one (state, period, entity) key. Exactly one
 // representation is in use, named by tag; tag 0 is the empty state.
 type state struct {
-	tag  byte
-	cnt  []slotCount       // tagCount, sorted by slot
-	set  map[uint64]uint64 // tagDistinct: value hash -> mask of slots it was seen in
-	hll  *[slots]*hyperloglog.Sketch
-	last []lastVal // tagLast, newest first, at most lastKeep
+	tag   byte
+	cnt   []slotCount       // tagCount, sorted by slot
+	set   map[uint64]uint64 // tagDistinct: value hash -> mask of slots it was seen in
+	hll   *[slots]*hyperloglog.Sketch
+	last  []lastVal  // tagLast, newest first, at most lastKeep
+	first []slotTime // tagFirst, sorted by slot
 }
 
 func (s *state) addCount(slot uint8, n int64) {
@@ -90,6 +99,31 @@ func (s *state) sumRange(lo, hi int) int64 {
 		}
 	}
 	return t
+}
+
+// addFirst lowers slot's earliest time to t. A minimum is commutative,
+// associative and idempotent, so operands may merge in any order.
+func (s *state) addFirst(slot uint8, t int64) {
+	s.tag = tagFirst
+	i := sort.Search(len(s.first), func(i int) bool { return s.first[i].slot >= slot })
+	if i < len(s.first) && s.first[i].slot == slot {
+		s.first[i].t = min(s.first[i].t, t)
+		return
+	}
+	s.first = slices.Insert(s.first, i, slotTime{slot, t})
+}
+
+// minRange returns the earliest time of slots lo..hi (inclusive), and
+// whether any of them holds one.
+func (s *state) minRange(lo, hi int) (int64, bool) {
+	var m int64
+	found := false
+	for _, f := range s.first {
+		if int(f.slot) >= lo && int(f.slot) <= hi && (!found || f.t < m) {
+			m, found = f.t, true
+		}
+	}
+	return m, found
 }
 
 func (s *state) addDistinct(h, mask uint64) {
@@ -216,6 +250,19 @@ func (s *state) merge(b []byte) error {
 			}
 			b = b[1+k+int(n):]
 		}
+	case tagFirst:
+		if len(b)%9 != 0 {
+			return errCorrupt
+		}
+		for ; len(b) > 0; b = b[9:] {
+			if b[0] >= slots {
+				return errCorrupt
+			}
+			s.addFirst(b[0], int64(binary.BigEndian.Uint64(b[1:])))
+		}
+		if s.tag == 0 {
+			s.tag = tagFirst
+		}
 	case tagLast:
 		if len(b)%24 != 0 {
 			return errCorrupt
@@ -279,8 +326,18 @@ func (s *state) encode(dst []byte) ([]byte, error) {
 		for _, v := range s.last {
 			dst = appendLast(dst, v)
 		}
+	case tagFirst:
+		dst = append(dst, tagFirst)
+		for _, f := range s.first {
+			dst = appendFirst(dst, f.slot, f.t)
+		}
 	}
 	return dst, nil
+}
+
+func appendFirst(dst []byte, slot uint8, t int64) []byte {
+	dst = append(dst, slot)
+	return binary.BigEndian.AppendUint64(dst, uint64(t))
 }
 
 func appendLast(dst []byte, v lastVal) []byte {
@@ -326,7 +383,7 @@ func Merger() *pebble.Merger {
 }
 
 // valueMerger combines operands during flushes, compactions and reads. It
-// is the hot loop of every compaction, so counts and exact sets are
+// is the hot loop of every compaction, so counts, first-seen times and exact sets are
 // combined in flat arrays (no maps, no allocation once pooled) and only
 // sketches go through state. The result equals state.merge then encode.
 type valueMerger struct {
@@ -334,7 +391,7 @@ type valueMerger struct {
 	slow    bool  // st holds everything (sketches)
 	st      state // slow path; tagLast always
 	present uint64
-	cnt     [slots]int64
+	cnt     [slots]int64 // tagCount: sums; tagFirst: minimum times
 	pairs   []distinctPair
 	buf     []byte
 }
@@ -393,6 +450,22 @@ func (m *valueMerger) add(b []byte) error {
 			if m.compact() > ExactDistinctLimit {
 				return m.toSlow()
 			}
+		}
+	case tagFirst:
+		if (len(b)-1)%9 != 0 {
+			return errCorrupt
+		}
+		m.tag = tagFirst
+		for p := b[1:]; len(p) > 0; p = p[9:] {
+			slot := p[0]
+			if slot >= slots {
+				return errCorrupt
+			}
+			t := int64(binary.BigEndian.Uint64(p[1:]))
+			if m.present&(1<<slot) == 0 || t < m.cnt[slot] {
+				m.cnt[slot] = t
+			}
+			m.present |= 1 << slot
 		}
 	case tagLast:
 		m.tag = tagLast
@@ -453,6 +526,13 @@ func (m *valueMerger) encodeFast(dst []byte) ([]byte, error) {
 			slot := bitsTrailing(p)
 			dst = append(dst, byte(slot))
 			dst = binary.AppendVarint(dst, m.cnt[slot])
+		}
+		return dst, nil
+	case tagFirst:
+		dst = append(dst, tagFirst)
+		for p := m.present; p != 0; p &= p - 1 {
+			slot := bitsTrailing(p)
+			dst = appendFirst(dst, uint8(slot), m.cnt[slot])
 		}
 		return dst, nil
 	case tagDistinct:

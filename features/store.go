@@ -146,8 +146,8 @@ type plan struct {
 }
 
 type stateRead struct {
-	n     int64
-	found bool
+	n     int64 // count, sum, distinct; first_seen: the earliest time
+	found bool  // last, first_seen
 	last  lastVal
 }
 
@@ -421,6 +421,15 @@ func (s *Store) readState(p *plan, t int64) {
 			prevBase := curBase - slots
 			p.res.n += p.prev.sumRange(int(lo-prevBase), slots-1)
 		}
+	case AggFirstSeen:
+		curBase := floorDiv(p.hi, slots) * slots
+		lo := p.hi - (slots - 1)
+		p.res.n, p.res.found = p.cur.minRange(int(max(lo, curBase)-curBase), int(p.hi-curBase))
+		if p.prev != nil {
+			if m, ok := p.prev.minRange(int(lo-(curBase-slots)), slots-1); ok && (!p.res.found || m < p.res.n) {
+				p.res.n, p.res.found = m, true
+			}
+		}
 	case AggDistinct:
 		p.res.n = distinctRead(p)
 	case AggLast:
@@ -516,6 +525,12 @@ func (s *Store) update(w *work, p *plan, ev *event.Event, b *pebble.Batch) error
 		p.cur.addCount(slot, n)
 		op = append(op, tagCount, slot)
 		op = appendVarint(op, n)
+	case AggFirstSeen:
+		slot := uint8(p.hi - floorDiv(p.hi, slots)*slots)
+		t := ev.OccurredAt.UnixNano()
+		p.cur.addFirst(slot, t)
+		op = append(op, tagFirst)
+		op = appendFirst(op, slot, t)
 	case AggDistinct:
 		if !p.hasOf {
 			return nil
@@ -639,6 +654,14 @@ func (s *Store) vector(w *work, ev *event.Event, show bool) Vector {
 			out[i] = IntValue(p.res.n)
 		case AggSeenBefore:
 			out[i] = BoolValue(p.res.n > 0)
+		case AggFirstSeen:
+			// p.res.n is the earliest time; a late event in the read's own
+			// granule may be after t, hence max.
+			if !p.res.found {
+				out[i] = Absent(KindFloat)
+			} else {
+				out[i] = FloatValue(float64(max(t-p.res.n, 0)) / 1e9)
+			}
 		case AggLast:
 			if !p.res.found {
 				out[i] = Absent(KindFloat)

@@ -98,6 +98,111 @@ func TestWindowEdges(t *testing.T) {
 	}
 }
 
+// TestFirstSeenWindowEdges is TestWindowEdges for first_seen: horizon 90d,
+// granules of 36h, t on a granule boundary so that the read covers exactly
+// (t-h, t]. The read is checked in the store that applied the event and in
+// a fresh one over the same DB (the stored operand through the merger).
+func TestFirstSeenWindowEdges(t *testing.T) {
+	const h = 90 * 24 * time.Hour
+	const name = "seconds_since_first_seen_account_device"
+	tt := base.Add(h)
+	cases := []struct {
+		name    string
+		at      time.Time
+		present bool
+		want    float64
+	}{
+		{"exactly h before is excluded", tt.Add(-h), false, 0},
+		{"1ns inside is included", tt.Add(-h + 1), true, float64(h-1) / 1e9},
+		{"at t is included", tt, true, 0},
+		{"1ns after t is excluded", tt.Add(1), false, 0},
+		{"h+1ns before is excluded", tt.Add(-h - 1), false, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := openDB(t, t.TempDir())
+			defer db.Close()
+			clk := clock.NewFake(tt)
+			s := openStore(t, db, clk, Options{})
+			apply(t, s, db, mkEvent(c.at, "a", device("d")), true)
+			for _, st := range []*Store{s, openStore(t, db, clk, Options{})} {
+				v, err := st.Read(mkEvent(tt, "a", device("d")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := valueOf(t, st.cat, v, name)
+				if !got.Applicable || got.Present != c.present || (c.present && got.Float != c.want) {
+					t.Fatalf("got %+v, want present %v, %v s", got, c.present, c.want)
+				}
+			}
+		})
+	}
+}
+
+// TestFirstSeenLateEvents: a late event earlier than the first one becomes
+// the first (the state is a minimum, not the first arrival); a late event
+// finding only later events in its granule reads zero, never negative; the
+// event being applied never sees itself.
+func TestFirstSeenLateEvents(t *testing.T) {
+	const name = "seconds_since_first_seen_account_device"
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	tt := base.Add(time.Hour)
+	clk := clock.NewFake(tt.Add(time.Hour))
+	s := openStore(t, db, clk, Options{})
+	seconds := func(v Vector) any {
+		t.Helper()
+		got := valueOf(t, s.cat, v, name)
+		if !got.Applicable {
+			t.Fatalf("%s not applicable", name)
+		}
+		return got.Any()
+	}
+	if got := seconds(apply(t, s, db, mkEvent(tt, "a", device("d")), true)); got != nil {
+		t.Fatalf("first event: %v, want absent", got)
+	}
+	if got := seconds(apply(t, s, db, mkEvent(tt.Add(-5*time.Minute), "a", device("d")), true)); got != 0.0 {
+		t.Fatalf("late event before the first: %v, want 0 (the only earlier-applied event is after it)", got)
+	}
+	if got := seconds(apply(t, s, db, mkEvent(tt.Add(time.Hour), "a", device("d")), true)); got != 3900.0 {
+		t.Fatalf("an hour later: %v, want 3900 (since the late event)", got)
+	}
+	// Another device of the same account, and the pair's state after a restart.
+	v, err := s.Read(mkEvent(tt.Add(time.Hour), "a", device("e")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seconds(v); got != nil {
+		t.Fatalf("other device: %v, want absent", got)
+	}
+	s = openStore(t, db, clk, Options{})
+	apply(t, s, db, mkEvent(tt.Add(-20*time.Minute), "a", device("d")), true)
+	v, err = s.Read(mkEvent(tt.Add(2*time.Hour), "a", device("d")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seconds(v); got != 8400.0 {
+		t.Fatalf("after a restart and an earlier late event: %v, want 8400", got)
+	}
+	// Show reads as of the clock (tt+1h), with both key fields given.
+	shown, err := s.Show(event.Pseudonyms{Account: "pa:a", Device: "pd:d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, x := range shown {
+		if x.Name == name {
+			found = true
+			if x.Value.Any() != 4800.0 {
+				t.Fatalf("show: %v, want 4800", x.Value.Any())
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("show: %s missing", name)
+	}
+}
+
 func TestDecisionSeesHistoryNotItself(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
@@ -447,22 +552,42 @@ func TestMergerLeavesOtherKeysAlone(t *testing.T) {
 }
 
 func TestMergeCommutes(t *testing.T) {
-	ops := [][]byte{
-		{tagCount, 3, 2}, {tagCount, 3, 4, 5, 2}, {tagCount, 59, 1},
+	for _, ops := range [][][]byte{
+		{{tagCount, 3, 2}, {tagCount, 3, 4, 5, 2}, {tagCount, 59, 1}},
+		{appendFirst([]byte{tagFirst}, 3, 900), appendFirst(appendFirst([]byte{tagFirst}, 3, 100), 7, 5), appendFirst([]byte{tagFirst}, 3, 400)},
+	} {
+		var a, b state
+		for _, o := range ops {
+			if err := a.merge(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := len(ops) - 1; i >= 0; i-- {
+			if err := b.merge(ops[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ea, _ := a.encode(nil)
+		eb, _ := b.encode(nil)
+		if !bytes.Equal(ea, eb) {
+			t.Fatalf("%x != %x", ea, eb)
+		}
 	}
-	var a, b state
-	for _, o := range ops {
-		if err := a.merge(o); err != nil {
+	// first_seen keeps each slot's minimum.
+	var f state
+	for _, o := range [][]byte{appendFirst([]byte{tagFirst}, 3, 900), appendFirst([]byte{tagFirst}, 3, 100), appendFirst([]byte{tagFirst}, 7, 5)} {
+		if err := f.merge(o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := len(ops) - 1; i >= 0; i-- {
-		b.merge(ops[i])
+	if m, ok := f.minRange(0, 5); !ok || m != 100 {
+		t.Fatalf("slots 0-5: min %d %v, want 100", m, ok)
 	}
-	ea, _ := a.encode(nil)
-	eb, _ := b.encode(nil)
-	if !bytes.Equal(ea, eb) {
-		t.Fatalf("%x != %x", ea, eb)
+	if err := f.merge([]byte{tagFirst, 60, 0, 0, 0, 0, 0, 0, 0, 1}); !errors.Is(err, errCorrupt) {
+		t.Fatalf("slot 60: %v", err)
+	}
+	if err := f.merge([]byte{tagCount, 3, 2}); !errors.Is(err, errCorrupt) {
+		t.Fatalf("count into first_seen: %v", err)
 	}
 	var bad state
 	if err := bad.merge([]byte{99}); !errors.Is(err, errCorrupt) {
