@@ -12,7 +12,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/oklog/ulid/v2"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/internal/clock"
@@ -108,8 +110,10 @@ type Log struct {
 	db   *pebble.DB
 	opts Options
 
-	mu      sync.Mutex // guards head and scratch; held by Append*
-	head    Head
+	mu   sync.Mutex // guards head and scratch; held by Append*
+	head Head
+	// scratch holds keys and chain entries while they are written into a
+	// batch (which copies them).
 	scratch []byte
 
 	locks [64]sync.Mutex // per appeal / decision stripes
@@ -227,7 +231,9 @@ type Pending struct {
 	id      ulid.ULID
 	pseud   string
 	decided int64
-	body    []byte // proto encoding of the decision
+	// rec is the whole record (see encodeRecord) with its seq left zero:
+	// Append fills the seq in place instead of copying the record.
+	rec []byte
 }
 
 // ID returns the decision id.
@@ -236,12 +242,35 @@ func (p *Pending) ID() string { return p.id.String() }
 // marshalOpts encodes records. Not Deterministic: the chain hashes a record's
 // bytes as stored and nothing re-encodes to compare, so sorting the feature
 // map on every decision would buy nothing (it cost 5 µs a decision).
-var marshalOpts = proto.MarshalOptions{}
+// appendOpts reuses the sizes marshalOpts.Size computed just before to size
+// the record's buffer (d does not change in between).
+var (
+	marshalOpts = proto.MarshalOptions{}
+	appendOpts  = proto.MarshalOptions{UseCachedSize: true}
+)
 
 // Prepare validates and marshals d outside the commit path. d must carry a
 // ULID decision_id (NewID) and decided_at; accountPseudonym indexes it for
 // ListByAccount.
 func (l *Log) Prepare(d *riskv1.Decision, accountPseudonym string) (*Pending, error) {
+	return l.prepare(d, accountPseudonym, nil, nil)
+}
+
+// PrepareParts is Prepare for a decision whose features and stored event
+// are given apart from d, which must leave Features and Event unset: the
+// record is d's encoding followed by features, encoded by hand (protobuf
+// encodes a map through reflection, allocating for every entry: that was
+// most of an evaluation's allocations), and by event, the stored event's
+// encoding, which the engine writes to the event log as well and so
+// encodes once. The record decodes to d with Features and Event set.
+func (l *Log) PrepareParts(d *riskv1.Decision, accountPseudonym string, features map[string]*structpb.Value, event []byte) (*Pending, error) {
+	if d.GetFeatures() != nil || d.GetEvent() != nil {
+		return nil, &FieldError{Field: "features, event", Reason: "given both in the decision and apart"}
+	}
+	return l.prepare(d, accountPseudonym, features, event)
+}
+
+func (l *Log) prepare(d *riskv1.Decision, accountPseudonym string, features map[string]*structpb.Value, event []byte) (*Pending, error) {
 	id, err := ulid.ParseStrict(d.GetDecisionId())
 	if err != nil {
 		return nil, &FieldError{Field: "decision_id", Reason: "not a ULID"}
@@ -252,11 +281,23 @@ func (l *Log) Prepare(d *riskv1.Decision, accountPseudonym string) (*Pending, er
 	if len(accountPseudonym) > 1024 {
 		return nil, &FieldError{Field: "account pseudonym", Reason: "longer than 1024 bytes"}
 	}
-	body, err := marshalOpts.Marshal(d)
+	size := recordHeaderLen(accountPseudonym) + marshalOpts.Size(d) + valueMapLen(fieldFeatures, features)
+	if event != nil {
+		size += protowire.SizeTag(fieldEvent) + protowire.SizeBytes(len(event))
+	}
+	rec := encodeRecord(make([]byte, 0, size), 0, accountPseudonym, nil)
+	rec, err = appendOpts.MarshalAppend(rec, d)
 	if err != nil {
 		return nil, fmt.Errorf("decisions: marshal %s: %w", d.GetDecisionId(), err)
 	}
-	return &Pending{id: id, pseud: accountPseudonym, decided: d.GetDecidedAt().AsTime().UnixNano(), body: body}, nil
+	if rec, err = appendValueMap(rec, fieldFeatures, features); err != nil {
+		return nil, fmt.Errorf("decisions: marshal %s: %w", d.GetDecisionId(), err)
+	}
+	if event != nil {
+		rec = protowire.AppendTag(rec, fieldEvent, protowire.BytesType)
+		rec = protowire.AppendBytes(rec, event)
+	}
+	return &Pending{id: id, pseud: accountPseudonym, decided: d.GetDecidedAt().AsTime().UnixNano(), rec: rec}, nil
 }
 
 // Append adds the prepared decision to the chain and writes its record,
@@ -267,19 +308,22 @@ func (l *Log) Append(b *pebble.Batch, p *Pending) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	seq := l.head.Seq + 1
-	rec := encodeRecord(l.scratch[:0], seq, p.pseud, p.body)
-	l.scratch = rec
+	rec := p.rec
+	binary.BigEndian.PutUint64(rec[1:9], seq)
 	ref := p.id[:]
-	key := decisionKey(p.id)
-	if err := b.Set(key, rec, nil); err != nil {
+	k := appendDecisionKey(l.scratch[:0], p.id)
+	if err := b.Set(k, rec, nil); err != nil {
 		return fmt.Errorf("decisions: append %s: %w", p.id, err)
 	}
-	if err := b.Set(accountKey(p.pseud, p.id), nil, nil); err != nil {
+	k = appendAccountKey(k[:0], p.pseud, p.id)
+	if err := b.Set(k, nil, nil); err != nil {
 		return fmt.Errorf("decisions: append %s: %w", p.id, err)
 	}
-	if err := b.Set(timeKey(p.decided, p.id), nil, nil); err != nil {
+	k = appendTimeKey(k[:0], p.decided, p.id)
+	if err := b.Set(k, nil, nil); err != nil {
 		return fmt.Errorf("decisions: append %s: %w", p.id, err)
 	}
+	l.scratch = k
 	return l.linkLocked(b, seq, KindDecision, ref, digest(rec), nil)
 }
 
@@ -312,7 +356,8 @@ func (l *Log) linkLocked(b *pebble.Batch, seq uint64, kind Kind, ref []byte, dg 
 	var kbuf [9]byte
 	kbuf[0] = keys.DecisionChain
 	binary.BigEndian.PutUint64(kbuf[1:], seq)
-	ev := encodeEntry(make([]byte, 0, 34+len(ref)+len(body)), kind, h, ref, body)
+	ev := encodeEntry(l.scratch[:0], kind, h, ref, body)
+	l.scratch = ev
 	if err := b.Set(kbuf[:], ev, nil); err != nil {
 		return fmt.Errorf("decisions: chain entry %d: %w", seq, err)
 	}
@@ -327,17 +372,21 @@ func (l *Log) linkLocked(b *pebble.Batch, seq uint64, kind Kind, ref []byte, dg 
 }
 
 // decisionKey is DecisionRecord | 16-byte ULID.
-func decisionKey(id ulid.ULID) []byte {
-	k := make([]byte, 17)
-	k[0] = keys.DecisionRecord
-	copy(k[1:], id[:])
-	return k
+func decisionKey(id ulid.ULID) []byte { return appendDecisionKey(make([]byte, 0, 17), id) }
+
+func appendDecisionKey(k []byte, id ulid.ULID) []byte {
+	k = append(k, keys.DecisionRecord)
+	return append(k, id[:]...)
 }
 
 // accountKey is DecisionByAccount | uvarint len | pseudonym | inverted ULID,
 // so that a prefix scan runs newest first.
 func accountKey(pseud string, id ulid.ULID) []byte {
-	k := accountPrefix(pseud)
+	return appendAccountKey(make([]byte, 0, 1+binary.MaxVarintLen64+len(pseud)+16), pseud, id)
+}
+
+func appendAccountKey(k []byte, pseud string, id ulid.ULID) []byte {
+	k = appendAccountPrefix(k, pseud)
 	for _, c := range id {
 		k = append(k, ^c)
 	}
@@ -345,7 +394,10 @@ func accountKey(pseud string, id ulid.ULID) []byte {
 }
 
 func accountPrefix(pseud string) []byte {
-	k := make([]byte, 0, 1+binary.MaxVarintLen64+len(pseud)+16)
+	return appendAccountPrefix(make([]byte, 0, 1+binary.MaxVarintLen64+len(pseud)+16), pseud)
+}
+
+func appendAccountPrefix(k []byte, pseud string) []byte {
 	k = append(k, keys.DecisionByAccount)
 	k = binary.AppendUvarint(k, uint64(len(pseud)))
 	return append(k, pseud...)
@@ -353,7 +405,10 @@ func accountPrefix(pseud string) []byte {
 
 // timeKey is DecisionByTime | decided time | ULID (retention, Search).
 func timeKey(unixNano int64, id ulid.ULID) []byte {
-	k := make([]byte, 0, 25)
+	return appendTimeKey(make([]byte, 0, 25), unixNano, id)
+}
+
+func appendTimeKey(k []byte, unixNano int64, id ulid.ULID) []byte {
 	k = append(k, keys.DecisionByTime)
 	k = keys.AppendTime(k, unixNano)
 	return append(k, id[:]...)
