@@ -22,6 +22,7 @@ import (
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/bench"
 	"github.com/riskd/riskd/bench/population"
+	"github.com/riskd/riskd/decisions"
 )
 
 // Benchmarks of the whole in-process evaluation and of the group committer.
@@ -271,7 +272,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			c := newCommitter(db, DefaultMaxGroup, func() func() { return func() {} }, nil)
+			c := newCommitter(db, DefaultMaxGroup, noChain{}, nil)
 			defer c.close()
 			val := make([]byte, 700)
 			var seq atomic.Int64
@@ -308,6 +309,13 @@ func BenchmarkGroupCommit(b *testing.B) {
 		})
 	}
 }
+
+// noChain is a committer's chain for batches without decisions.
+type noChain struct{}
+
+func (noChain) Head() decisions.Head                           { return decisions.Head{} }
+func (noChain) Rewind(decisions.Head)                          {}
+func (noChain) Append(*pebble.Batch, *decisions.Pending) error { return errors.New("no chain") }
 
 // An overrun is the fail mode, never an error: with a budget far below what
 // an evaluation takes, every answer is a decision (most degraded), every

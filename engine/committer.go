@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/riskd/riskd/decisions"
 )
 
 // ErrClosed is returned for work submitted after Close.
@@ -21,8 +23,22 @@ type commitReq struct {
 	// the group batch: this is where the decision log links its hash chain.
 	// A seal error fails this request alone.
 	seal func(group *pebble.Batch) error
-	done chan error
+	// pending, when set, is a decision to append to the chain: a seal
+	// without the closure an evaluation would allocate for it.
+	pending *decisions.Pending
+	done    chan error
 }
+
+// chain is the decision log as the committer sees it: the in-memory chain
+// head, which a failed seal or group commit rewinds, and Append.
+type chain interface {
+	Head() decisions.Head
+	Rewind(decisions.Head)
+	Append(b *pebble.Batch, p *decisions.Pending) error
+}
+
+// reqs recycles the evaluations' commit requests and their channels.
+var reqs = sync.Pool{New: func() any { return &commitReq{done: make(chan error, 1)} }}
 
 // committer is the single goroutine that turns many callers' batches into
 // one synced Pebble commit. Commit order is the order of the channel.
@@ -30,8 +46,8 @@ type committer struct {
 	db       *pebble.DB
 	maxGroup int
 	reqs     chan *commitReq
-	rewind   func() func() // snapshot the decision chain head; the result rewinds to it
-	observer Observer      // may be nil
+	chain    chain
+	observer Observer // may be nil
 
 	mu     sync.RWMutex // guards closed against sends racing Close
 	closed bool         // guarded by mu
@@ -43,8 +59,8 @@ type committer struct {
 	committed atomic.Int64
 }
 
-func newCommitter(db *pebble.DB, maxGroup int, rewind func() func(), observer Observer) *committer {
-	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), rewind: rewind, observer: observer}
+func newCommitter(db *pebble.DB, maxGroup int, ch chain, observer Observer) *committer {
+	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), chain: ch, observer: observer}
 	c.wg.Add(1)
 	go c.run()
 	return c
@@ -86,6 +102,78 @@ func (c *committer) commit(ctx context.Context, b *pebble.Batch, seal func(*pebb
 	}
 }
 
+// commitDecision is commit for an evaluation: b's writes and the decision
+// p appended to the chain, waiting until deadline at most (then
+// context.DeadlineExceeded). It allocates neither a context nor a request.
+func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decisions.Pending) error {
+	r := reqs.Get().(*commitReq)
+	r.b, r.pending = b, p
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		r.b, r.pending = nil, nil
+		reqs.Put(r)
+		_ = b.Close()
+		return ErrClosed
+	}
+	var t *time.Timer
+	select {
+	case c.reqs <- r:
+	default: // the queue is full: the store stalls
+		t = newTimer(time.Until(deadline))
+		defer putTimer(t)
+		select {
+		case c.reqs <- r:
+		case <-t.C:
+			c.mu.RUnlock()
+			r.b, r.pending = nil, nil
+			reqs.Put(r)
+			_ = b.Close()
+			return context.DeadlineExceeded
+		}
+	}
+	c.mu.RUnlock()
+	select {
+	case err := <-r.done:
+		r.b, r.pending = nil, nil
+		reqs.Put(r)
+		return err
+	default:
+	}
+	if t == nil {
+		t = newTimer(time.Until(deadline))
+		defer putTimer(t)
+	}
+	select {
+	case err := <-r.done:
+		r.b, r.pending = nil, nil
+		reqs.Put(r)
+		return err
+	case <-t.C:
+		// The committer still owns r and will answer on r.done: r is not
+		// recycled.
+		return context.DeadlineExceeded
+	}
+}
+
+// timers recycles the timers that bound an evaluation's waits. Since Go
+// 1.23 a stopped timer delivers no stale tick, so a recycled one is as good
+// as new once Reset.
+var timers sync.Pool
+
+func newTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
+}
+
 func (c *committer) run() {
 	defer c.wg.Done()
 	group := make([]*commitReq, 0, c.maxGroup)
@@ -108,7 +196,7 @@ func (c *committer) run() {
 }
 
 func (c *committer) commitGroup(group []*commitReq) {
-	rewind := c.rewind()
+	rewind := c.chain.Head()
 	batch := c.db.NewBatch()
 	errs := make([]error, len(group))
 	var scratch *pebble.Batch // one per group, reset per seal: a batch per seal was a hot allocation
@@ -118,7 +206,7 @@ func (c *committer) commitGroup(group []*commitReq) {
 		}
 	}()
 	for i, r := range group {
-		if r.seal != nil {
+		if r.seal != nil || r.pending != nil {
 			// A seal writes into a scratch batch first, so that one that fails
 			// halfway leaves nothing in the group and its chain link is undone.
 			if scratch == nil {
@@ -126,13 +214,18 @@ func (c *committer) commitGroup(group []*commitReq) {
 			} else {
 				scratch.Reset()
 			}
-			before := c.rewind()
-			err := r.seal(scratch)
+			before := c.chain.Head()
+			var err error
+			if r.pending != nil {
+				err = c.chain.Append(scratch, r.pending)
+			} else {
+				err = r.seal(scratch)
+			}
 			if err == nil {
 				err = batch.Apply(scratch, nil)
 			}
 			if err != nil {
-				before()
+				c.chain.Rewind(before)
 				errs[i] = err
 				if r.b != nil {
 					_ = r.b.Close()
@@ -154,7 +247,7 @@ func (c *committer) commitGroup(group []*commitReq) {
 		c.observer.GroupCommitted(len(group), time.Since(start))
 	}
 	if err != nil {
-		rewind()
+		c.chain.Rewind(rewind)
 	}
 	c.groups.Add(1)
 	for i, r := range group {

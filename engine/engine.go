@@ -153,10 +153,7 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return fail(fmt.Errorf("engine: decisions: %w", err))
 	}
-	e.committer = newCommitter(e.db, opts.MaxGroup, func() func() {
-		head := e.decisions.Head()
-		return func() { e.decisions.Rewind(head) }
-	}, opts.Observer)
+	e.committer = newCommitter(e.db, opts.MaxGroup, e.decisions, opts.Observer)
 	e.slots = make(chan struct{}, opts.MaxInFlight)
 	e.ingestSem = newWeighted(int64(opts.MaxIngestEvents))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -310,24 +307,46 @@ func (e *Engine) lookupSeen(key []byte, eventID string) (*riskv1.Decision, bool,
 }
 
 // featureMap turns a feature vector into the Decision's map: every
-// applicable feature, absent values as null.
+// applicable feature, absent values as null. The values and their oneof
+// wrappers come from one slice per kind, not an allocation each.
 func featureMap(defs []features.Def, v features.Vector) map[string]*structpb.Value {
-	m := make(map[string]*structpb.Value, len(defs))
+	var nulls, bools, nums int
+	for i, d := range defs {
+		switch {
+		case i >= len(v) || !v[i].Applicable:
+		case !v[i].Present:
+			nulls++
+		case d.Kind == features.KindBool:
+			bools++
+		default:
+			nums++
+		}
+	}
+	m := make(map[string]*structpb.Value, nulls+bools+nums)
+	vals := make([]structpb.Value, nulls+bools+nums)
+	nullK := make([]structpb.Value_NullValue, nulls)
+	boolK := make([]structpb.Value_BoolValue, bools)
+	numK := make([]structpb.Value_NumberValue, nums)
 	for i, d := range defs {
 		if i >= len(v) || !v[i].Applicable {
 			continue
 		}
-		val := v[i]
+		val, out := v[i], &vals[0]
+		vals = vals[1:]
 		switch {
 		case !val.Present:
-			m[d.Name] = structpb.NewNullValue()
+			out.Kind, nullK = &nullK[0], nullK[1:]
 		case d.Kind == features.KindBool:
-			m[d.Name] = structpb.NewBoolValue(val.Bool)
+			boolK[0].BoolValue = val.Bool
+			out.Kind, boolK = &boolK[0], boolK[1:]
 		case d.Kind == features.KindFloat:
-			m[d.Name] = structpb.NewNumberValue(val.Float)
+			numK[0].NumberValue = val.Float
+			out.Kind, numK = &numK[0], numK[1:]
 		default:
-			m[d.Name] = structpb.NewNumberValue(float64(val.Int))
+			numK[0].NumberValue = float64(val.Int)
+			out.Kind, numK = &numK[0], numK[1:]
 		}
+		m[d.Name] = out
 	}
 	return m
 }
@@ -390,19 +409,27 @@ func reasonsPB(rs []rules.Reason) []*riskv1.Reason {
 	return out
 }
 
-// newDecision fills the fields every decision shares.
+// newDecision fills the fields every decision shares. The decision and its
+// timestamps are one allocation.
 func (e *Engine) newDecision(ev *event.Event, stored *riskv1.Event, now time.Time) *riskv1.Decision {
-	return &riskv1.Decision{
-		DecisionId:     decisions.NewID(now),
-		EventId:        ev.EventID,
-		AccountId:      ev.AccountID,
-		DecidedAt:      timestamppb.New(now),
-		AppealDeadline: timestamppb.New(now.Add(e.opts.AppealWindow)),
-		FullyAutomated: true,
-		Event:          stored,
-		EventType:      riskv1.EventType(ev.Type),
-		OccurredAt:     stored.GetOccurredAt(),
-	}
+	a := &struct {
+		d                 riskv1.Decision
+		decided, deadline timestamppb.Timestamp
+	}{}
+	a.decided.Seconds, a.decided.Nanos = now.Unix(), int32(now.Nanosecond())
+	due := now.Add(e.opts.AppealWindow)
+	a.deadline.Seconds, a.deadline.Nanos = due.Unix(), int32(due.Nanosecond())
+	d := &a.d
+	d.DecisionId = decisions.NewID(now)
+	d.EventId = ev.EventID
+	d.AccountId = ev.AccountID
+	d.DecidedAt = &a.decided
+	d.AppealDeadline = &a.deadline
+	d.FullyAutomated = true
+	d.Event = stored
+	d.EventType = riskv1.EventType(ev.Type)
+	d.OccurredAt = stored.GetOccurredAt()
+	return d
 }
 
 func (e *Engine) degrade(d *riskv1.Decision, t event.Type, why string) {

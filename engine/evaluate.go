@@ -32,7 +32,8 @@ type run struct {
 	state   atomic.Int32 // runRunning, runAbandoned, runFinished
 	key     string
 	call    *call
-	out     chan result
+	res     result        // the pipeline's, once out is signalled
+	out     chan struct{} // buffered: the pipeline never waits on it
 }
 
 const (
@@ -70,7 +71,8 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 		deadline = d
 	}
 	key := e.seenKey(ev.EventID)
-	c, leader := e.inflight.begin(string(key))
+	skey := string(key)
+	c, leader := e.inflight.begin(skey)
 	if !leader {
 		// The same event is being decided right now: share its answer.
 		t := time.NewTimer(time.Until(deadline))
@@ -84,7 +86,7 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 			return d, nil
 		}
 	}
-	r := &run{key: string(key), call: c, out: make(chan result, 1)}
+	r := &run{key: skey, call: c, out: make(chan struct{}, 1)}
 	d, err, handedOff := e.evaluateLeader(ev, stored, key, arrived, deadline, r)
 	if !handedOff {
 		e.inflight.end(r.key, c, d, err)
@@ -113,11 +115,11 @@ func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byt
 	// Keep a fifth of the budget to record the fail mode if the pipeline
 	// overruns.
 	soft := deadline.Add(-time.Until(deadline) / 5)
-	t := time.NewTimer(time.Until(soft))
-	defer t.Stop()
+	t := newTimer(time.Until(soft))
+	defer putTimer(t)
 	select {
-	case res := <-r.out:
-		return res.d, res.err, false
+	case <-r.out:
+		return r.res.d, r.res.err, false
 	case <-t.C:
 	}
 	if r.claim() {
@@ -133,13 +135,13 @@ func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byt
 	// the hard deadline.
 	t.Reset(time.Until(deadline))
 	select {
-	case res := <-r.out:
-		return res.d, res.err, false
+	case <-r.out:
+		return r.res.d, r.res.err, false
 	case <-t.C:
 	}
 	if !r.state.CompareAndSwap(runRunning, runAbandoned) {
-		res := <-r.out // finished just now
-		return res.d, res.err, false
+		<-r.out // finished just now
+		return r.res.d, r.res.err, false
 	}
 	d = e.newDecision(ev, stored, e.clock.Now())
 	e.degrade(d, ev.Type, "store stalled past the budget; not recorded yet")
@@ -151,37 +153,57 @@ func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byt
 // caller has answered already, releases the event id itself.
 func (e *Engine) finish(r *run, res result) {
 	if r.state.CompareAndSwap(runRunning, runFinished) {
-		r.out <- res
+		r.res = res
+		r.out <- struct{}{}
 		return
 	}
 	e.inflight.end(r.key, r.call, res.d, res.err)
 }
 
 // record commits a decision (and b's writes, if any) with the idempotency
-// key and the stored event, waiting at most until deadline.
+// key and the stored event, waiting at most until deadline. d must be the
+// caller's alone: record lends its features and event to the encoder.
 func (e *Engine) record(deadline time.Time, d *riskv1.Decision, ev *event.Event, stored *riskv1.Event, key []byte, b *pebble.Batch) error {
 	if b == nil {
 		b = e.db.NewBatch()
 	}
-	err := e.stage(b, d, stored, key)
+	evb, err := e.stage(b, d, stored, key)
+	if err == nil && d.Event != stored {
+		evb, err = marshalDet(d.Event)
+	}
 	var prep *decisions.Pending
 	if err == nil {
-		prep, err = e.decisions.Prepare(d, ev.P.Account)
+		// The record carries the event's bytes as the event log has them
+		// (encoded once), and the features encoded without reflection.
+		feats, event := d.Features, d.Event
+		d.Features, d.Event = nil, nil
+		prep, err = e.decisions.PrepareParts(d, ev.P.Account, feats, evb)
+		d.Features, d.Event = feats, event
 	}
 	if err != nil {
 		_ = b.Close()
 		return err
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	return e.committer.commit(ctx, b, func(g *pebble.Batch) error { return e.decisions.Append(g, prep) })
+	return e.committer.commitDecision(deadline, b, prep)
 }
 
-func (e *Engine) stage(b *pebble.Batch, d *riskv1.Decision, stored *riskv1.Event, key []byte) error {
+// stage writes the idempotency key and the stored event (as ingest.PutEvent
+// does) and returns the event's encoding.
+func (e *Engine) stage(b *pebble.Batch, d *riskv1.Decision, stored *riskv1.Event, key []byte) ([]byte, error) {
 	if err := b.Set(key, []byte(d.DecisionId), nil); err != nil {
-		return err
+		return nil, err
 	}
-	return ingest.PutEvent(b, stored)
+	if stored.GetOccurredAt() == nil || stored.GetEventId() == "" {
+		return nil, fmt.Errorf("engine: stored event without event_id or occurred_at")
+	}
+	v, err := marshalDet(stored)
+	if err != nil {
+		return nil, fmt.Errorf("engine: stored event: %w", err)
+	}
+	if err := b.Set(ingest.EventKey(stored.OccurredAt.AsTime(), stored.EventId), v, nil); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // pipeline reads and updates features, runs the rules, and records the
