@@ -256,7 +256,7 @@ func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arr
 		b.Reset()
 		e.degrade(d, ev.Type, "features unavailable")
 	} else {
-		defs := e.opts.Catalog.Defs()
+		defs := e.defs
 		d.Features = featureMap(defs, vec)
 		d.DataCategories = categories(ev, defs, vec)
 		res, rerr := set.Evaluate(ev, vec, e.lists())
