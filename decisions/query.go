@@ -301,6 +301,48 @@ func SubjectView(d *riskv1.Decision) *riskv1.Decision {
 	return v
 }
 
+// ServiceView is what a calling back end gets from Evaluate: the decision
+// without the fields the contract reserves for analysts (the stored event,
+// latency, why it degraded, the rules' expressions). d is not changed: the
+// engine may share one decision among concurrent callers of the same event.
+func ServiceView(d *riskv1.Decision) *riskv1.Decision {
+	if d == nil {
+		return nil
+	}
+	return &riskv1.Decision{
+		DecisionId:     d.GetDecisionId(),
+		EventId:        d.GetEventId(),
+		AccountId:      d.GetAccountId(),
+		Outcome:        d.GetOutcome(),
+		Score:          d.GetScore(),
+		RulesetVersion: d.GetRulesetVersion(),
+		Features:       d.GetFeatures(),
+		DecidedAt:      d.GetDecidedAt(),
+		AppealDeadline: d.GetAppealDeadline(),
+		Degraded:       d.GetDegraded(),
+		DataCategories: d.GetDataCategories(),
+		FullyAutomated: d.GetFullyAutomated(),
+		EventType:      d.GetEventType(),
+		OccurredAt:     d.GetOccurredAt(),
+		Reasons:        serviceReasons(d.GetReasons()),
+		ShadowReasons:  serviceReasons(d.GetShadowReasons()),
+	}
+}
+
+func serviceReasons(rs []*riskv1.Reason) []*riskv1.Reason {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]*riskv1.Reason, len(rs))
+	for i, r := range rs {
+		out[i] = &riskv1.Reason{
+			RuleId: r.GetRuleId(), RuleVersion: r.GetRuleVersion(), Action: r.GetAction(),
+			Score: r.GetScore(), MessageEn: r.GetMessageEn(), MessageZh: r.GetMessageZh(),
+		}
+	}
+	return out
+}
+
 // SubjectData is everything the log holds about one account.
 type SubjectData struct {
 	Decisions []*riskv1.Decision

@@ -11,6 +11,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 )
@@ -299,5 +300,38 @@ func TestGetForSubject(t *testing.T) {
 		if _, err := e.log.GetForSubject(ds[0].DecisionId, who); !errors.Is(err, ErrNotFound) {
 			t.Errorf("as %q: err = %v", who, err)
 		}
+	}
+}
+
+func TestServiceView(t *testing.T) {
+	e := newEnv(t, Options{})
+	d := e.decision("alice", "ato.a")
+	d.Degraded = true
+	d.DegradedReason = "store timeout"
+	d.Latency = durationpb.New(3 * time.Millisecond)
+	d.Event = &riskv1.Event{EventId: d.EventId, AccountId: "pseudonym"}
+	d.Reasons[0].Expression = "features.x > 1"
+	orig := proto.Clone(d)
+	v := ServiceView(d)
+	if v.GetEvent() != nil || v.GetLatency() != nil || v.GetDegradedReason() != "" || v.GetReasons()[0].GetExpression() != "" {
+		t.Errorf("service view keeps analysts-only fields: %v", v)
+	}
+	// Everything else is the record's.
+	back := proto.Clone(v).(*riskv1.Decision)
+	back.Event, back.Latency, back.DegradedReason = d.Event, d.Latency, d.DegradedReason
+	for i, r := range d.Reasons {
+		back.Reasons[i].Expression = r.Expression
+	}
+	for i, r := range d.ShadowReasons {
+		if back.ShadowReasons[i].Expression != "" {
+			t.Errorf("shadow reason %d keeps its expression", i)
+		}
+		back.ShadowReasons[i].Expression = r.Expression
+	}
+	if !proto.Equal(back, d) {
+		t.Errorf("service view lost fields:\n%v\nwant\n%v", back, d)
+	}
+	if !proto.Equal(d, orig) {
+		t.Error("ServiceView changed the decision it was given")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/decisions"
 )
 
 func TestEvaluateOverEveryProtocol(t *testing.T) {
@@ -226,8 +227,17 @@ func TestRestartKeepsDecisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !proto.Equal(res.Msg.GetDecision(), d) {
-		t.Fatalf("after restart:\n%v\nwant\n%v", res.Msg.GetDecision(), d)
+	stored := res.Msg.GetDecision()
+	// The service caller got the record without the analysts-only fields,
+	// which the analyst reading the log sees.
+	if !proto.Equal(decisions.ServiceView(stored), d) {
+		t.Fatalf("after restart:\n%v\nwant\n%v", stored, d)
+	}
+	if d.GetEvent() != nil || d.GetLatency() != nil || d.GetReasons() != nil && d.GetReasons()[0].GetExpression() != "" {
+		t.Fatalf("service caller got analysts-only fields: %v", d)
+	}
+	if stored.GetEvent() == nil || stored.GetLatency() == nil {
+		t.Fatalf("analyst's record lacks the stored event or latency: %v", stored)
 	}
 	again := s2.evaluate(paymentEvent("pay-1", "acct-r", "dev-r", "payee-r", 1234, time.Now()))
 	if again.GetDecisionId() != d.GetDecisionId() {

@@ -10,6 +10,8 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
+	"github.com/riskd/riskd/auth"
+	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/engine"
 )
 
@@ -30,6 +32,9 @@ func (s *riskService) Evaluate(ctx context.Context, req *connect.Request[riskv1.
 	d, err := s.eng.Evaluate(ctx, req.Msg.GetEvent())
 	if err != nil {
 		return nil, connectError(ctx, s.log, "event", err)
+	}
+	if principal(ctx).Role == auth.RoleService {
+		d = decisions.ServiceView(d)
 	}
 	return connect.NewResponse(&riskv1.EvaluateResponse{Decision: d}), nil
 }
