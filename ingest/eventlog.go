@@ -77,37 +77,13 @@ func PutEvent(b *pebble.Batch, stored *riskv1.Event) error {
 // leaves that side unbounded. An error from fn stops the scan and is
 // returned as is.
 func ScanEvents(r pebble.Reader, from, to time.Time, fn func(*riskv1.Event) error) error {
-	lo, hi := timeKey(from), []byte{keys.EventRecord + 1}
-	if from.IsZero() {
-		lo = []byte{keys.EventRecord}
-	}
-	if !to.IsZero() {
-		hi = timeKey(to)
-	}
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return fmt.Errorf("ingest: scan events: %w", err)
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err != nil {
-			_ = it.Close()
-			return fmt.Errorf("ingest: scan events: %w", err)
-		}
+	return ScanStored(r, from, to, func(k, v []byte) error {
 		ev := &riskv1.Event{}
 		if err := proto.Unmarshal(v, ev); err != nil {
-			_ = it.Close()
-			return fmt.Errorf("ingest: scan events: key %x: %w", it.Key(), err)
+			return fmt.Errorf("ingest: scan events: key %x: %w", k, err)
 		}
-		if err := fn(ev); err != nil {
-			_ = it.Close()
-			return err
-		}
-	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("ingest: scan events: %w", err)
-	}
-	return nil
+		return fn(ev)
+	})
 }
 
 // DeleteEventsBefore adds to b a range deletion of every stored event with
