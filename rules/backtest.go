@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -99,6 +100,24 @@ func Backtest(opts BacktestOptions) (*BacktestReport, error) {
 			row(r.id).CandidateMode = r.mode
 		}
 	}
+	// A candidate is mostly the live set with a few rules changed: over the
+	// same features, its unchanged conditions take the live results.
+	var memo *evalMemo
+	if c := opts.Candidate; c != nil && sameFeatures(opts.Live.defs, c.defs) {
+		memo = &evalMemo{st: statePool.Get().(*evalState), fired: make([]int8, len(opts.Live.rules)), same: make([]int, len(c.rules))}
+		defer memo.st.release()
+		byWhen := map[string]int{}
+		for i, r := range opts.Live.rules {
+			byWhen[r.when] = i
+		}
+		for i, r := range c.rules {
+			j, ok := byWhen[r.when]
+			if !ok {
+				j = -1
+			}
+			memo.same[i] = j
+		}
+	}
 	var liveFired, candFired []string
 	var last time.Time
 	err := opts.Events(func(ev *event.Event) error {
@@ -115,14 +134,22 @@ func Backtest(opts BacktestOptions) (*BacktestReport, error) {
 			label = opts.Label(ev)
 		}
 		liveFired = liveFired[:0]
-		before, err := opts.Live.evaluate(ev, fv, opts.Lists, false, func(r *rule) { liveFired = append(liveFired, r.id) })
+		if memo != nil {
+			memo.st.reset(ev, fv, opts.Live.kinds, opts.Lists)
+			memo.second = false
+			clear(memo.fired)
+		}
+		before, err := opts.Live.evaluate(ev, fv, opts.Lists, false, func(r *rule) { liveFired = append(liveFired, r.id) }, memo)
 		if err != nil {
 			return fmt.Errorf("rules: backtest: event %s: %w", ev.EventID, err)
 		}
 		after := before
 		candFired = candFired[:0]
 		if opts.Candidate != nil {
-			if after, err = opts.Candidate.evaluate(ev, fv, opts.Lists, false, func(r *rule) { candFired = append(candFired, r.id) }); err != nil {
+			if memo != nil {
+				memo.second = true
+			}
+			if after, err = opts.Candidate.evaluate(ev, fv, opts.Lists, false, func(r *rule) { candFired = append(candFired, r.id) }, memo); err != nil {
 				return fmt.Errorf("rules: backtest: event %s: %w", ev.EventID, err)
 			}
 		} else {
@@ -177,6 +204,12 @@ func Backtest(opts BacktestOptions) (*BacktestReport, error) {
 	sort.Slice(rep.Rules, func(i, j int) bool { return rep.Rules[i].RuleID < rep.Rules[j].RuleID })
 	rep.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// sameFeatures: rules compiled over a and over b read the same feature at
+// each index, with the same kind, so one condition is one program.
+func sameFeatures(a, b []features.Def) bool {
+	return slices.EqualFunc(a, b, func(x, y features.Def) bool { return x.Name == y.Name && x.Kind == y.Kind })
 }
 
 func contains(l []string, s string) bool {

@@ -223,6 +223,7 @@ type rule struct {
 	line        int
 	source      string
 	stats       ruleCounters
+	idx         int // position in its Set's rules (index)
 }
 
 func (c *compiler) compileRule(p *parser, rs *ruleSpec) (*rule, []*CompileError) {

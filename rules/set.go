@@ -34,6 +34,9 @@ type ruleCounters struct {
 }
 
 func (s *Set) index() {
+	for i, r := range s.rules {
+		r.idx = i
+	}
 	for t := range s.byType {
 		for _, r := range s.rules {
 			if r.mode == ModeDisabled {
@@ -97,21 +100,39 @@ func (s *Set) Rules() []RuleInfo {
 // the Defs the set was compiled with). A rule that fails at run time makes
 // Evaluate return a *RuntimeError; the engine then degrades.
 func (s *Set) Evaluate(ev *event.Event, fv features.Vector, lists Lists) (Result, error) {
-	return s.evaluate(ev, fv, lists, true, nil)
+	return s.evaluate(ev, fv, lists, true, nil, nil)
+}
+
+// evalMemo lets a backtest evaluate two sets on one event without doing
+// the same work twice: both use one evalState (values boxed once), and a
+// rule of the second set whose condition is that of a rule the first set
+// ran takes that rule's result. Conditions are the same program only over
+// the same features (sameFeatures).
+type evalMemo struct {
+	st     *evalState // reset for the event by the caller
+	second bool       // evaluating the second set
+	fired  []int8     // by first-set rule index: 0 not run, 1 fired, -1 not
+	same   []int      // by second-set rule index: the first set's rule with its condition, or -1
 }
 
 // evaluate runs the set; record says whether to count statistics (not in
-// backtests); fired, when not nil, receives every fired rule.
-func (s *Set) evaluate(ev *event.Event, fv features.Vector, lists Lists, record bool, fired func(r *rule)) (Result, error) {
+// backtests); fired, when not nil, receives every fired rule; memo, when
+// not nil, shares work between two sets (backtests).
+func (s *Set) evaluate(ev *event.Event, fv features.Vector, lists Lists, record bool, fired func(r *rule), memo *evalMemo) (Result, error) {
 	res := Result{Outcome: Allow, Version: s.version}
 	if len(fv) != len(s.kinds) {
 		return res, fmt.Errorf("rules: feature vector has %d values, set %s expects %d", len(fv), s.version, len(s.kinds))
 	}
 	t := int(ev.Type) & 31
 	rs := s.byType[t]
-	st := statePool.Get().(*evalState)
-	defer st.release()
-	st.reset(ev, fv, s.kinds, lists)
+	var st *evalState
+	if memo != nil {
+		st = memo.st
+	} else {
+		st = statePool.Get().(*evalState)
+		defer st.release()
+		st.reset(ev, fv, s.kinds, lists)
+	}
 	e := st.env
 	timed := false
 	if record {
@@ -122,20 +143,36 @@ func (s *Set) evaluate(ev *event.Event, fv features.Vector, lists Lists, record 
 	act := Outcome(0)
 	allow := false
 	for _, r := range rs {
-		st.absent = false
-		var t0 time.Time
-		if timed {
-			t0 = time.Now()
+		hit, known := false, false
+		if memo != nil && memo.second {
+			if j := memo.same[r.idx]; j >= 0 && memo.fired[j] != 0 {
+				hit, known = memo.fired[j] > 0, true
+			}
 		}
-		out, err := st.vm.Run(r.prog, e)
-		if timed {
-			r.stats.sampled.Add(1)
-			r.stats.sampledNs.Add(uint64(time.Since(t0)))
+		if !known {
+			st.absent = false
+			var t0 time.Time
+			if timed {
+				t0 = time.Now()
+			}
+			out, err := st.vm.Run(r.prog, e)
+			if timed {
+				r.stats.sampled.Add(1)
+				r.stats.sampledNs.Add(uint64(time.Since(t0)))
+			}
+			if err != nil {
+				return Result{Version: s.version}, &RuntimeError{RuleID: r.id, Err: err}
+			}
+			b, _ := out.(bool)
+			hit = b && !st.absent
+			if memo != nil && !memo.second {
+				memo.fired[r.idx] = -1
+				if hit {
+					memo.fired[r.idx] = 1
+				}
+			}
 		}
-		if err != nil {
-			return Result{Version: s.version}, &RuntimeError{RuleID: r.id, Err: err}
-		}
-		if b, _ := out.(bool); !b || st.absent {
+		if !hit {
 			continue
 		}
 		if record {
