@@ -1,7 +1,9 @@
 package features
 
 import (
+	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
@@ -30,6 +32,17 @@ type entry struct {
 type periodState struct {
 	p  int64
 	st state
+}
+
+// newEntry returns an empty entry with room for maxPeriods periods in the
+// same allocation.
+func newEntry(id uint16, ent []byte) *entry {
+	x := &struct {
+		e   entry
+		per [maxPeriods]*periodState
+	}{e: entry{id: id, ent: string(ent)}}
+	x.e.per = x.per[:0]
+	return &x.e
 }
 
 // find returns the loaded state of period p, or nil.
@@ -76,9 +89,15 @@ func (e *entry) add(ps *periodState, others int, keep1, keep2 int64) {
 // recent cannot be evicted before it ages, so skipping the move keeps the
 // eviction order of an LRU for every entry that matters while most hits
 // on hot state write nothing.
+//
+// A scratch store's cache (newCache with scratch) is no LRU: each shard
+// keeps every entry in a map, up to limit in all, since an evicted entry of
+// a store without a DB would be lost.
 type cache struct {
 	shards []cacheShard
 	mask   uint64
+	limit  int64         // scratch: the most entries held; 0: an LRU
+	n      *atomic.Int64 // scratch: entries held (shared by the parts of OpenScratch)
 }
 
 type cacheShard struct {
@@ -87,15 +106,23 @@ type cacheShard struct {
 	pinned map[uint64]*entry              // guarded by mu; evicted while pending
 	tick   uint64                         // guarded by mu
 	fresh  uint64                         // a quarter of the shard's capacity
-	_      [24]byte                       // keep shards on separate cache lines
+	all    map[uint64]*entry              // guarded by mu; scratch: every entry
+	_      [16]byte                       // keep shards on separate cache lines
 }
 
-func newCache(entries int) *cache {
+func newCache(entries int, scratch bool) *cache {
 	n := 16
 	for n > 1 && entries/n < 64 {
 		n /= 2
 	}
 	c := &cache{shards: make([]cacheShard, n), mask: uint64(n - 1)}
+	if scratch {
+		c.limit, c.n = int64(entries), new(atomic.Int64)
+		for i := range c.shards {
+			c.shards[i].all = map[uint64]*entry{}
+		}
+		return c
+	}
 	per := max(entries/n, 1)
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -115,6 +142,12 @@ func (c *cache) shard(h uint64) *cacheShard { return &c.shards[(h>>32)&c.mask] }
 func (e *entry) is(id uint16, ent []byte) bool { return e.id == id && e.ent == string(ent) }
 
 func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
+	if sh.all != nil {
+		if e := sh.all[h]; e != nil && e.is(id, ent) {
+			return e
+		}
+		return nil
+	}
 	if e, ok := sh.lru.Peek(h); ok && e.is(id, ent) {
 		if sh.tick-e.tick > sh.fresh {
 			sh.lru.Get(h) // move to front
@@ -144,6 +177,20 @@ func (c *cache) get(h uint64, id uint16, ent []byte, pin bool) (*entry, int) {
 	}
 	sh.mu.Unlock()
 	return e, others
+}
+
+// putScratch inserts a new entry into a scratch cache, or fails with
+// ErrScratchFull past its limit (the caller holds its stripe lock).
+func (c *cache) putScratch(h uint64, e *entry) error {
+	if c.n.Add(1) > c.limit {
+		c.n.Add(-1)
+		return fmt.Errorf("%w: %d states", ErrScratchFull, c.limit)
+	}
+	sh := c.shard(h)
+	sh.mu.Lock()
+	sh.all[h] = e
+	sh.mu.Unlock()
+	return nil
 }
 
 // put inserts a new entry (the caller holds its stripe lock, so nobody
@@ -184,6 +231,9 @@ func (c *cache) release(h uint64, e *entry, ok bool) {
 }
 
 func (c *cache) len() int {
+	if c.limit > 0 {
+		return int(c.n.Load())
+	}
 	n := 0
 	for i := range c.shards {
 		sh := &c.shards[i]

@@ -96,6 +96,15 @@
 // cold Applies over the whole population (BenchmarkApplyCold, measured
 // with the 28 features before first_seen).
 //
+// A scratch store (Options.Scratch, OpenScratch; scratch.go) keeps
+// everything in memory with no DB, for replays such as backtests: state
+// nobody wrote reads as empty, Apply writes no operands, and nothing is
+// evicted, so memory grows with the (state, entity) pairs the replay writes
+// (about 300 bytes each in a replay of the default catalog) up to
+// CacheEntries, past which Apply fails with ErrScratchFull. Its events must
+// come in time order (ErrScratchOrder). TestScratchMatchesPebble checks it
+// against a store on Pebble, value for value.
+//
 // # Performance
 //
 // Apply costs one cache lookup per applicable state (the hash that picks

@@ -54,6 +54,9 @@ func entityFields(ent []byte) ([][]byte, bool) {
 // SubjectKeys calls fn for every state key whose entity names one of
 // entities, with its current (merged, as stored) value.
 func (s *Store) SubjectKeys(entities []string, fn func(key, value []byte) error) error {
+	if s.scratch {
+		return ErrScratch
+	}
 	want := make(map[string]bool, len(entities))
 	for _, e := range entities {
 		if e != "" {

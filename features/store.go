@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -28,8 +29,13 @@ type ListMatcher interface {
 
 // Options configure a Store. The zero value works except for DB.
 type Options struct {
-	// DB holds the state; it must be opened with Merger(). Required.
+	// DB holds the state; it must be opened with Merger(). Required
+	// unless Scratch.
 	DB *pebble.DB
+	// Scratch keeps all state in memory, without a DB (scratch.go): for
+	// replays in event-time order. CacheEntries then bounds the states
+	// held, and Aliases must be nil.
+	Scratch bool
 	// Catalog defaults to DefaultCatalog().
 	Catalog *Catalog
 	// Lists answers list_count features; nil counts 0.
@@ -64,13 +70,19 @@ type Store struct {
 	lateness time.Duration
 	aliases  func(ev *event.Event) []event.Pseudonyms
 	cache    *cache
+	scratch  bool
+	lastT    atomic.Int64 // scratch: the latest event time applied
 	locks    [stripes]sync.Mutex
 	vms      sync.Pool
 }
 
 // Open returns a Store over opts.DB.
 func Open(opts Options) (*Store, error) {
-	if opts.DB == nil {
+	if opts.Scratch {
+		if opts.DB != nil || opts.Aliases != nil {
+			return nil, errors.New("features: a scratch store takes no DB and no Aliases")
+		}
+	} else if opts.DB == nil {
 		return nil, ErrNoDB
 	}
 	if opts.Catalog == nil {
@@ -89,8 +101,10 @@ func Open(opts Options) (*Store, error) {
 		clock:    clock.Or(opts.Clock),
 		lateness: opts.Lateness,
 		aliases:  opts.Aliases,
-		cache:    newCache(opts.CacheEntries),
+		cache:    newCache(opts.CacheEntries, opts.Scratch),
+		scratch:  opts.Scratch,
 	}
+	s.lastT.Store(math.MinInt64)
 	s.vms.New = func() any { return new(vm.VM) }
 	return s, nil
 }
@@ -184,7 +198,7 @@ func (s *Store) filterTrue(w *work, ev *event.Event, fi int) (bool, error) {
 		return false, nil
 	}
 	if w.env == nil {
-		w.env = *ev // boxed once per evaluation; expr runs fastest on a struct value
+		w.env = ev // a pointer: boxing the struct would copy its kilobyte on every evaluation
 	}
 	m := s.vms.Get().(*vm.VM)
 	out, err := m.Run(s.cat.filters[fi].prog, w.env)
@@ -279,7 +293,7 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 		case AggSum:
 			if !ignoreFilters {
 				if w.env == nil {
-					w.env = *ev
+					w.env = ev
 				}
 				m := s.vms.Get().(*vm.VM)
 				out, err := m.Run(st.sum, w.env)
@@ -378,6 +392,12 @@ func (s *Store) loadAll(w *work, pend *Pending) error {
 			continue
 		}
 		st := s.cat.states[si]
+		if s.scratch {
+			if err := s.scratchLoad(p, st, pend != nil); err != nil {
+				return err
+			}
+			continue
+		}
 		e, others := s.cache.get(p.h, st.id, p.ent, pend != nil)
 		if e == nil {
 			e = &entry{id: st.id, ent: string(p.ent)}
@@ -565,8 +585,15 @@ func (s *Store) update(w *work, p *plan, ev *event.Event, b *pebble.Batch) error
 // operands into b. Concurrent Apply calls on the same keys serialize, so
 // each sees the others either wholly or not at all. Call Done with the
 // returned Pending once b's commit succeeded or failed; on error nothing
-// was changed.
+// was changed. A scratch store takes no batch (b is ignored) and returns a
+// nil Pending: there is no commit to wait for.
 func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error) {
+	return s.ApplyTo(nil, ev, b)
+}
+
+// ApplyTo is Apply writing the vector into dst's storage when it is large
+// enough (replays reuse their vectors instead of allocating one an event).
+func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *Pending, error) {
 	w := workPool.Get().(*work)
 	defer workPool.Put(w)
 	if err := s.prepare(w, ev, false); err != nil {
@@ -575,8 +602,16 @@ func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error
 	if err := s.prepareAliases(w, ev); err != nil {
 		return nil, nil, err
 	}
-	pend := &Pending{}
-	pend.pins = pend.arr[:0]
+	var pend *Pending
+	if s.scratch {
+		if err := s.scratchOrder(ev.OccurredAt.UnixNano()); err != nil {
+			return nil, nil, err
+		}
+		b, pend = nil, scratchApply
+	} else {
+		pend = &Pending{}
+		pend.pins = pend.arr[:0]
+	}
 	s.lock(w)
 	if err := s.loadAll(w, pend); err != nil {
 		s.unlock(w)
@@ -602,7 +637,10 @@ func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error
 		s.Done(pend, false)
 		return nil, nil, err
 	}
-	return s.vector(w, ev, false), pend, nil
+	if s.scratch {
+		pend = nil
+	}
+	return s.vectorTo(dst, w, ev, false), pend, nil
 }
 
 // Read returns every applicable feature for ev as of its time without
@@ -634,7 +672,17 @@ func (s *Store) Read(ev *event.Event) (Vector, error) {
 }
 
 func (s *Store) vector(w *work, ev *event.Event, show bool) Vector {
-	out := make(Vector, len(s.cat.defs))
+	return s.vectorTo(nil, w, ev, show)
+}
+
+func (s *Store) vectorTo(dst Vector, w *work, ev *event.Event, show bool) Vector {
+	out := dst[:0]
+	if cap(out) < len(s.cat.defs) {
+		out = make(Vector, len(s.cat.defs))
+	} else {
+		out = out[:len(s.cat.defs)]
+		clear(out)
+	}
 	t := ev.OccurredAt.UnixNano()
 	for i := range s.cat.defs {
 		d := &s.cat.defs[i]
@@ -772,6 +820,9 @@ func (s *Store) Show(p event.Pseudonyms) ([]Shown, error) {
 // read can reach any more (reads are at event times no older than now minus
 // the lateness bound) and the state of features no longer in the catalog.
 func (s *Store) Sweep(now time.Time) error {
+	if s.scratch {
+		return nil // nothing on disk; memory is bounded by CacheEntries
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	tmin := now.Add(-s.lateness).UnixNano()
