@@ -83,12 +83,13 @@ func newBacktestBatch(nfeat int) *backtestBatch {
 // reading and decoding (ingest.DecodeStored) with one part of the features,
 // the other part, and the rules, which evaluate the candidate's unchanged
 // conditions once for both sets. Events and vectors move in reused batches.
-// BenchmarkBacktest measured 100,000 events (bundled set and a candidate)
-// at 50,000-105,000 events/s and 16-25 CPU µs an event on the 2-core VM
-// at load average 2.4-6 (before: 7,858 events/s, 87 CPU µs, with the
-// features on an in-memory Pebble); the CPU is about 11 µs features, 4
-// rules, 2 reading and decoding, the rest garbage collection and
-// scheduling.
+// BenchmarkBacktest (100,000 events, the bundled set and a candidate) on
+// the 2-core VM, 2026-11-28: 91,000-105,000 events/s at load average 3-3.6,
+// 34,000-62,000 at 4-6.6, 16-25 CPU µs an event (before: 7,100-12,000
+// events/s, 80-90 CPU µs, with the features on an in-memory Pebble). The
+// CPU is about 11 µs features, 4 rules, 2 reading and decoding, the rest
+// garbage collection and scheduling; above load 3 the other processes take
+// the second core and the rate follows the CPU per event.
 //
 // What a backtest cannot see: features whose history starts before From
 // (the scratch store starts empty), raw identifiers (events carry their
@@ -292,10 +293,10 @@ func (e *Engine) backtestLabels() (func(*event.Event) rules.Label, error) {
 // against its stored values directly (loaded once per list), and the other
 // kinds go to the live lists.
 //
-// Each goroutine of the replay asks through its own view (listView), which remembers
-// the answers: a replay asks about the same values again and again (every
-// device reports the same apps), and a live list confirms each bloom
-// filter hit with a read.
+// Each goroutine of the replay asks through its own view (listView), which
+// remembers the live lists' answers: a replay asks about the same values
+// again and again (every device reports the same apps), and a live list
+// confirms each bloom filter hit with a read.
 type backtestLists struct {
 	l   *lists.Lists
 	now int64 // expiry is judged as of the start of the backtest
@@ -306,64 +307,6 @@ type backtestLists struct {
 
 func newBacktestLists(l *lists.Lists, now time.Time) *backtestLists {
 	return &backtestLists{l: l, now: now.UnixNano(), ids: map[string]map[string]int64{}}
-}
-
-// backtestListMemo bounds the answers one view remembers per list.
-const backtestListMemo = 1 << 18
-
-// listView is one goroutine's memoizing view of a backtestLists; it is not
-// safe for concurrent use.
-type listView struct {
-	b    *backtestLists
-	memo map[string]map[string]bool // list -> value -> member
-	seen map[string]struct{}        // CountMembers' scratch
-}
-
-func (b *backtestLists) view() *listView {
-	return &listView{b: b, memo: map[string]map[string]bool{}, seen: map[string]struct{}{}}
-}
-
-func (v *listView) Contains(name, value string) bool {
-	m := v.memo[name]
-	if in, ok := m[value]; ok {
-		return in
-	}
-	in := v.b.Contains(name, value)
-	if m == nil {
-		m = map[string]bool{}
-		v.memo[name] = m
-	}
-	if len(m) < backtestListMemo {
-		m[strings.Clone(value)] = in
-	}
-	return in
-}
-
-func (v *listView) AnyIn(name string, values []string) bool {
-	for _, x := range values {
-		if v.Contains(name, x) {
-			return true
-		}
-	}
-	return false
-}
-
-func (v *listView) CountMembers(name string, values []string) int {
-	if v.b.l == nil {
-		return 0
-	}
-	n := 0
-	clear(v.seen)
-	for _, x := range values {
-		if _, dup := v.seen[x]; dup || x == "" {
-			continue
-		}
-		v.seen[x] = struct{}{}
-		if v.Contains(name, x) {
-			n++
-		}
-	}
-	return n
 }
 
 // identifiers returns the stored values of an identifier list, or nil for
@@ -391,13 +334,73 @@ func (b *backtestLists) identifiers(name string) map[string]int64 {
 	return m
 }
 
-func (b *backtestLists) Contains(name, value string) bool {
-	if b.l == nil {
+// backtestListMemo bounds the answers one view remembers per list.
+const backtestListMemo = 1 << 18
+
+// listView is one goroutine's view of a backtestLists; it is not safe for
+// concurrent use.
+type listView struct {
+	b     *backtestLists
+	lists map[string]*viewList
+	seen  map[string]struct{} // CountMembers' scratch
+}
+
+// viewList is what a view knows of one list.
+type viewList struct {
+	ids  map[string]int64 // an identifier list's pseudonyms (shared, read only)
+	memo map[string]bool  // another list's answers so far
+}
+
+func (b *backtestLists) view() *listView {
+	return &listView{b: b, lists: map[string]*viewList{}, seen: map[string]struct{}{}}
+}
+
+func (v *listView) Contains(name, value string) bool {
+	if v.b.l == nil {
 		return false
 	}
-	if m := b.identifiers(name); m != nil {
-		exp, ok := m[value]
-		return ok && (exp == 0 || b.now < exp)
+	l := v.lists[name]
+	if l == nil {
+		l = &viewList{ids: v.b.identifiers(name)}
+		if l.ids == nil {
+			l.memo = map[string]bool{}
+		}
+		v.lists[name] = l
 	}
-	return b.l.Contains(name, value)
+	if l.ids != nil {
+		exp, ok := l.ids[value]
+		return ok && (exp == 0 || v.b.now < exp)
+	}
+	if in, ok := l.memo[value]; ok {
+		return in
+	}
+	in := v.b.l.Contains(name, value)
+	if len(l.memo) < backtestListMemo {
+		l.memo[strings.Clone(value)] = in
+	}
+	return in
+}
+
+func (v *listView) AnyIn(name string, values []string) bool {
+	for _, x := range values {
+		if v.Contains(name, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *listView) CountMembers(name string, values []string) int {
+	n := 0
+	clear(v.seen)
+	for _, x := range values {
+		if _, dup := v.seen[x]; dup || x == "" {
+			continue
+		}
+		v.seen[x] = struct{}{}
+		if v.Contains(name, x) {
+			n++
+		}
+	}
+	return n
 }

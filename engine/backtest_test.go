@@ -15,6 +15,7 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/features/lists"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/internal/clock"
 	"github.com/riskd/riskd/rules"
@@ -147,10 +148,25 @@ func TestBacktestMatchesReference(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	e := openTestEngine(t, clock.NewFake(now))
 	from, to := recordEvents(t, e, 10000, now) // more than the batches hold: they are reused
+	// An identifier list holds pseudonyms, as recorded events do: dev-3
+	// and dev-4 have two events each (i = 3, 4, 7003, 7004).
+	if _, err := e.lst.Create("blocked_devices", lists.Identifier, lists.CreateOptions{IdentifierKind: ingest.KindDevice}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"dev-3", "dev-4"} {
+		if err := e.lst.Add("blocked_devices", d, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cand := backtestCandidate(t, e, "PAYMENT", "features.payments_account_1h >= 3", "deny")
 	rep, err := e.Backtest(context.Background(), BacktestOptions{From: from, To: to, Candidate: cand})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range rep.Rules {
+		if r.RuleID == "block.blocked_device" && r.LiveHits != 4 {
+			t.Errorf("block.blocked_device fired %d times, want 4", r.LiveHits)
+		}
 	}
 
 	defs := e.opts.Catalog.Defs()
