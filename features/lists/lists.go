@@ -44,7 +44,7 @@ const (
 )
 
 // Pseudonymizer turns an identifier into its keyed pseudonym (package ingest
-// provides it). kind names the identifier (account_id, device_id ...), so
+// provides it). kind names the identifier (ingest's kinds: account, device ...), so
 // that a list's pseudonyms match the ones events carry.
 type Pseudonymizer interface {
 	Pseudonym(kind, value string) string
@@ -66,7 +66,7 @@ type Options struct {
 type Meta struct {
 	Name           string    `json:"name"`
 	Kind           Kind      `json:"kind"`
-	IdentifierKind string    `json:"identifier_kind,omitempty"` // for Identifier lists: account_id, device_id ...
+	IdentifierKind string    `json:"identifier_kind,omitempty"` // for Identifier lists: account, device ... (ingest's kinds)
 	Description    string    `json:"description,omitempty"`
 	Version        uint64    `json:"version"` // bumped by every change
 	Count          int       `json:"count"`   // entries stored, expired ones included until removed
@@ -252,7 +252,8 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // CreateOptions describe a new list.
 type CreateOptions struct {
 	// IdentifierKind names the identifier an Identifier list holds
-	// (account_id, device_id ...); it selects the pseudonym.
+	// (ingest's kinds: account, device ...; the API accepts no other, so that
+	// members match the pseudonyms recorded events carry); it selects the pseudonym.
 	IdentifierKind string
 	Description    string
 }
@@ -269,7 +270,7 @@ func (l *Lists) Create(name string, kind Kind, opts CreateOptions) (Meta, error)
 			return Meta{}, fmt.Errorf("%w: identifier lists need a Pseudonymizer", ErrInvalid)
 		}
 		if opts.IdentifierKind == "" {
-			return Meta{}, fmt.Errorf("%w: identifier list %q needs an identifier kind (account_id, device_id ...)", ErrInvalid, name)
+			return Meta{}, fmt.Errorf("%w: identifier list %q needs an identifier kind (account, device ...)", ErrInvalid, name)
 		}
 	default:
 		return Meta{}, fmt.Errorf("%w: list kind %q (want plain, identifier or cidr)", ErrInvalid, kind)
