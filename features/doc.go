@@ -55,10 +55,20 @@
 // (ties: larger coordinates win); a read at t takes the latest kept value
 // with time in (t-h, t] from the current and previous period; it is absent
 // when there is none. speed divides by the time between the events, at least one second.
-// distinct is exact while a key holds at most ExactDistinctLimit (1,024)
-// distinct values per period (one window long); beyond that it is estimated
-// with per-granule HyperLogLog sketches (axiomhq/hyperloglog, precision 14,
-// standard error 0.81%; documented bound 2%). A Value says whether the
+// distinct is exact for every read whose window holds at most
+// ExactDistinctLimit (1,024) distinct values, however many the key saw
+// before or after that window; a read whose window holds more is exact or
+// estimated with HyperLogLog sketches (axiomhq/hyperloglog, precision 14,
+// standard error 0.81%; documented bound 2%). A key's state per period (one
+// window long) keeps every value exactly until it holds more than 1,024;
+// then it keeps exact the latest granules that together hold at most 1,024
+// values and the earliest that do (at most 2,048 values), and the granules
+// between go into per-granule sketches. A window meets a period in its
+// latest granules (the previous period) or its earliest (the current one),
+// so one that reaches a sketched granule holds more than 1,024 values; it is
+// estimated from the sketches and the exact values in its granules. Merging
+// states and operands in any order gives the same state (bigSet in
+// state.go). A Value says whether the
 // feature applies to the event (its type is in on and the key fields are
 // present; the where filter decides only whether the event is counted, so a
 // successful login reads the failures before it) and whether
@@ -71,8 +81,8 @@
 // (length-prefixed pseudonyms of the key fields; never a raw identifier).
 // A period is 60 granules (one window; for last one horizon), so a read
 // touches at most two periods. Values are merge operands (per-granule
-// counts, per-granule earliest times, value hash -> granule mask,
-// HyperLogLog sketches, latest values)
+// counts, per-granule earliest times, value hash -> granule mask and
+// the sketches of dropped granules, latest values)
 // combined by Merger, which is commutative and associative, so batches may
 // commit in any order. Sweep range-deletes periods that no read within the
 // lateness bound can reach, and the state of retired definitions.
@@ -89,7 +99,8 @@
 // holding the periods loaded for it (at most three once no in-flight
 // event needs more; a read needs two), so that one lookup serves both
 // periods a read touches. Most entries are a few hundred bytes; a distinct
-// state past the exact limit holds up to 60 sketches and is larger.
+// state past the exact limit holds up to 2,048 exact values and the sketches
+// of its dropped granules, and is larger.
 // Sizing: an event touches 13-16 entries of the default catalog (29
 // features, 27 states). With 1M accounts and 1M devices of state on disk
 // and the default 262,144 entries, the heap stayed at 131-226 MiB after
@@ -153,6 +164,16 @@
 // before and after it gave Read 12.9-19.0 and 13.9-15.9 CPU µs, Apply
 // 24.0-32.8 and 23.9-30.6 CPU µs: within the noise (go test -run XXX
 // -bench 'Read$|Apply$' -benchtime 20000x ./features/).
+//
+// Exact distinct windows past the limit (2026-11-28, load 1.9-3.5, five
+// or six alternating runs of the command above): Read 9.8-14.7 CPU µs,
+// Apply 30.2-41.0, against 10.6-14.6 and 32.6-46.6 before: within the
+// noise. For a key past the limit (BenchmarkDistinctHot, in memory): an
+// add 12-15 ns (27-31 before); a read of 1,100 values in granules kept
+// exact 28-31 µs (81-115 µs before, then an estimate); a read of 6,000,
+// estimated, 264-266 µs (184-200 before: it now also hashes the exact
+// values in the window, up to 2,048 a period; most of either is the
+// sketch library's Estimate over 16,384 registers).
 //
 // The default run (go test -bench . ./features/, as make bench runs it)
 // uses a 20,000 population; bench_test.go documents the variables.

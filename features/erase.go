@@ -19,10 +19,11 @@ import (
 //     (device_distinct_accounts_24h of a shared device) hold the 64-bit hash
 //     of the subject's pseudonym; the member is removed and the set
 //     rewritten, so the count drops by one.
-//   - HyperLogLog sketches (a set past ExactDistinctLimit) cannot forget a
-//     member. They hold only register maxima derived from hashes, never a
-//     pseudonym, and expire with their window; EraseReport.Sketches counts
-//     the sketched states that may have counted the subject.
+//   - HyperLogLog sketches (the granules a set past ExactDistinctLimit
+//     dropped) cannot forget a member. They hold only register maxima
+//     derived from hashes, never a pseudonym, and expire with their window;
+//     EraseReport.Sketches counts the sketched states that may have counted
+//     the subject. Their exact part forgets it as above.
 //   - Counts, sums and seen-before states keyed by someone else keep no
 //     trace of who contributed and are left alone.
 //
@@ -123,20 +124,21 @@ func (s *Store) Erase(entities, members []string) (EraseReport, error) {
 		if err != nil || len(v) == 0 {
 			continue
 		}
-		switch v[0] {
-		case tagDistinct:
-			var st state
-			if st.merge(v) != nil {
-				continue
-			}
-			for h := range hashes {
-				if _, ok := st.set[h]; ok {
-					rewrite = append(rewrite, append([]byte(nil), it.Key()...))
-					break
-				}
-			}
-		case tagHLL:
+		if !isDistinct(v[0]) {
+			continue
+		}
+		if v[0] != tagDistinct {
 			rep.Sketches++
+		}
+		var st state
+		if st.merge(v) != nil {
+			continue
+		}
+		for h := range hashes {
+			if _, ok := st.set[h]; ok {
+				rewrite = append(rewrite, append([]byte(nil), it.Key()...))
+				break
+			}
 		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
@@ -210,6 +212,9 @@ func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 		}
 	}
 	st.set = set
+	if st.big != nil {
+		st.big.hist = false // recounted when next needed
+	}
 	if mem != nil {
 		*mem = st
 	}
@@ -217,7 +222,7 @@ func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 	if err != nil {
 		return fmt.Errorf("features: erase: %w", err)
 	}
-	if len(set) == 0 {
+	if len(v) == 1 { // an empty exact set
 		err = s.db.Delete(key, pebble.Sync)
 	} else {
 		err = s.db.Set(key, v, pebble.Sync)

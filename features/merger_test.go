@@ -80,10 +80,10 @@ func TestMergerOverflowsToSketch(t *testing.T) {
 	if err := st.merge(got); err != nil {
 		t.Fatal(err)
 	}
-	if st.tag != tagHLL || st.hll[0] == nil {
-		t.Fatalf("tag %d after %d distinct values, want sketches", st.tag, n)
+	if got[0] != tagSketched || st.big == nil || st.big.hll[0] == nil || len(st.set) != 0 {
+		t.Fatalf("tag %d after %d distinct values in one granule, want them all sketched", got[0], n)
 	}
-	if e := float64(st.hll[0].Estimate()); e < n*0.98 || e > n*1.02 {
+	if e := float64(st.big.hll[0].Estimate()); e < n*0.98 || e > n*1.02 {
 		t.Fatalf("estimate %v, want %d ±2%%", e, n)
 	}
 }

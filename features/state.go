@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"sync"
@@ -20,10 +21,14 @@ import (
 // slots is the number of granules in a window (and in a period).
 const slots = 60
 
-// ExactDistinctLimit is the number of distinct values a distinct state keeps
-// exactly per key and period; past it the state becomes per-granule
-// HyperLogLog sketches (precision 14: standard error 0.81%, documented bound 2%).
+// ExactDistinctLimit is how many distinct values a read's window may hold
+// and still be counted exactly. Past it, per key and period, a distinct
+// state drops whole granules into per-granule HyperLogLog sketches
+// (precision 14: standard error 0.81%, documented bound 2%); see bigSet.
 const ExactDistinctLimit = 1024
+
+// exactLimit is ExactDistinctLimit; tests lower it to overflow small sets.
+var exactLimit = ExactDistinctLimit
 
 // lastKeep is how many of the latest values a last state keeps per period,
 // so that a late event still finds its own predecessor among them.
@@ -33,9 +38,10 @@ const lastKeep = 8
 const (
 	tagCount    byte = 1 // (slot byte, zigzag varint n)*
 	tagDistinct byte = 2 // (hash u64, slot mask u64)*, sorted by hash
-	tagHLL      byte = 3 // (slot byte, uvarint len, sketch)*
+	tagHLL      byte = 3 // (slot byte, uvarint len, sketch)*: sketches only; no longer written, still read
 	tagLast     byte = 4 // (time i64, lat f64, lon f64)*, newest first
 	tagFirst    byte = 5 // (slot byte, time i64)*, sorted by slot: the slot's earliest event
+	tagSketched byte = 6 // uvarint n, n (hash u64, slot mask u64) sorted by hash, then tagHLL's sketches
 )
 
 var errCorrupt = errors.New("features: corrupt state")
@@ -74,10 +80,10 @@ func (a lastVal) newer(b lastVal) bool {
 type state struct {
 	tag   byte
 	cnt   []slotCount       // tagCount, sorted by slot
-	set   map[uint64]uint64 // tagDistinct: value hash -> mask of slots it was seen in
-	hll   *[slots]*hyperloglog.Sketch
-	last  []lastVal  // tagLast, newest first, at most lastKeep
-	first []slotTime // tagFirst, sorted by slot
+	set   map[uint64]uint64 // tagDistinct: value hash -> mask of slots it was seen in (outside big.drop)
+	big   *bigSet           // tagDistinct: nil until the set holds more than exactLimit values
+	last  []lastVal         // tagLast, newest first, at most lastKeep
+	first []slotTime        // tagFirst, sorted by slot
 }
 
 func (s *state) addCount(slot uint8, n int64) {
@@ -126,43 +132,227 @@ func (s *state) minRange(lo, hi int) (int64, bool) {
 	return m, found
 }
 
-func (s *state) addDistinct(h, mask uint64) {
-	switch s.tag {
-	case tagHLL:
-		s.hllInsert(h, mask)
-		return
-	case 0:
-		s.tag = tagDistinct
-	}
-	if s.set == nil {
-		s.set = make(map[uint64]uint64, 4)
-	}
-	s.set[h] |= mask
-	if len(s.set) > ExactDistinctLimit {
-		s.toHLL()
-	}
+// A distinct state of one period is an exact set (value hash -> mask of
+// the granules it was seen in) while it holds at most exactLimit values.
+// Past that it drops whole granules D = [hi, lo] (a contiguous range, grown
+// from either end) into per-granule sketches, keeping exact only the
+// granules outside D. The rule, for the union U of everything added to the
+// period: lo is the smallest granule such that at most exactLimit values of
+// U have their latest granule above lo, hi the largest such that at most
+// exactLimit have their earliest below hi; D is empty when hi > lo (then U,
+// at most 2*exactLimit values, stays exact). A read's window meets a period
+// in a suffix of its granules (the previous period) or a prefix (the
+// current one). A suffix that reaches into D holds more than exactLimit
+// values, those whose latest granule is lo or later, and likewise a prefix
+// reaching hi; so a window of at most exactLimit values never touches D and
+// is counted exactly.
+//
+// Merging is order-independent. Every state holds U restricted to the
+// granules outside its D, and its sketches hold, for each granule of D, the
+// values of U seen there. A merge takes the union of the sets and
+// sketches, D = the span of the operands' D's (each at most the D of the
+// merged union: more values only push lo up and hi down), moves the set's
+// bits in D to the sketches, then grows D by the rule. Above the old lo
+// and below the old hi the set equals U there, so the counts the rule looks
+// at are U's: the result is the rule applied to U and the span of all the
+// operands' D's, whatever the grouping and order. Both ends of a non-empty
+// D hold a value (the granule that made it grow, or an operand's end), so
+// D is stored as the span of the sketched granules.
+type bigSet struct {
+	drop uint64                     // the granules of D
+	hll  [slots]*hyperloglog.Sketch // per granule of D: the values seen there
+	hist bool                       // last and first count the set
+	// last[g] and first[g]: how many values of the set have g as their
+	// latest and earliest granule; kept while hist, so that a hot key's add
+	// checks the rule in O(slots), not O(set).
+	last, first [slots]int32
 }
 
-func (s *state) hllInsert(h, mask uint64) {
-	for mask != 0 {
-		slot := bitsTrailing(mask)
-		mask &^= 1 << slot
-		sk := s.hll[slot]
+func (b *bigSet) sketch(h, mask uint64) {
+	for ; mask != 0; mask &= mask - 1 {
+		slot := bits.TrailingZeros64(mask)
+		sk := b.hll[slot]
 		if sk == nil {
 			sk = hyperloglog.New14()
-			s.hll[slot] = sk
+			b.hll[slot] = sk
 		}
 		sk.InsertHash(h)
 	}
 }
 
-func (s *state) toHLL() {
-	s.tag = tagHLL
-	s.hll = new([slots]*hyperloglog.Sketch)
-	for h, m := range s.set {
-		s.hllInsert(h, m)
+func (b *bigSet) fillHist(set map[uint64]uint64) {
+	b.last, b.first = [slots]int32{}, [slots]int32{}
+	for _, m := range set {
+		b.last[63-bits.LeadingZeros64(m)]++
+		b.first[bits.TrailingZeros64(m)]++
 	}
-	s.set = nil
+	b.hist = true
+}
+
+// span is the smallest range of granules holding every bit of m.
+func span(m uint64) uint64 {
+	if m == 0 {
+		return 0
+	}
+	return rangeMask(int64(bits.TrailingZeros64(m)), int64(63-bits.LeadingZeros64(m)))
+}
+
+// dropOf applies the rule (bigSet) to a set of n values whose latest and
+// earliest granules last and first count, starting from the dropped range
+// drop: it returns the range to drop.
+func dropOf(last, first *[slots]int32, n int, drop uint64) uint64 {
+	if n <= exactLimit {
+		return drop // no count can exceed the limit
+	}
+	lo, hi := -1, slots
+	if drop != 0 {
+		hi, lo = bits.TrailingZeros64(drop), 63-bits.LeadingZeros64(drop)
+	}
+	// Smallest w >= lo with at most exactLimit values later than w.
+	w, c := slots-1, 0
+	for w > lo && c+int(last[w]) <= exactLimit {
+		c += int(last[w])
+		w--
+	}
+	// Largest v <= hi with at most exactLimit values earlier than v.
+	v, c := 0, 0
+	for v < hi && c+int(first[v]) <= exactLimit {
+		c += int(first[v])
+		v++
+	}
+	if v > w {
+		return 0
+	}
+	return rangeMask(int64(v), int64(w))
+}
+
+func (s *state) addDistinct(h, mask uint64) {
+	s.tag = tagDistinct
+	s.addPair(h, mask)
+	s.normalize()
+}
+
+// addPair adds a value seen in the granules of mask, the ones in D to the
+// sketches; the caller normalizes.
+func (s *state) addPair(h, mask uint64) {
+	if s.set == nil {
+		s.set = make(map[uint64]uint64, 4)
+	}
+	b := s.big
+	if b == nil {
+		s.set[h] |= mask
+		return
+	}
+	if d := mask & b.drop; d != 0 {
+		b.sketch(h, d)
+		if mask &^= d; mask == 0 {
+			return
+		}
+	}
+	old := s.set[h]
+	m := old | mask
+	if m == old {
+		return
+	}
+	s.set[h] = m
+	if b.hist {
+		if old != 0 {
+			b.last[63-bits.LeadingZeros64(old)]--
+			b.first[bits.TrailingZeros64(old)]--
+		}
+		b.last[63-bits.LeadingZeros64(m)]++
+		b.first[bits.TrailingZeros64(m)]++
+	}
+}
+
+// normalize grows D by the rule (bigSet) once the set is past the limit.
+func (s *state) normalize() {
+	if len(s.set) <= exactLimit {
+		return
+	}
+	b := s.big
+	if b == nil {
+		b = new(bigSet)
+		s.big = b
+	}
+	if !b.hist {
+		b.fillHist(s.set)
+	}
+	s.dropTo(dropOf(&b.last, &b.first, len(s.set), b.drop))
+}
+
+// dropTo widens D to d (a range holding the current one), moving the
+// set's values in the new granules to their sketches.
+func (s *state) dropTo(d uint64) {
+	b := s.big
+	add := d &^ b.drop
+	if add == 0 {
+		return
+	}
+	b.drop = d
+	for h, m := range s.set {
+		if m&add == 0 {
+			continue
+		}
+		b.sketch(h, m&add)
+		if m &^= add; m == 0 {
+			delete(s.set, h)
+		} else {
+			s.set[h] = m
+		}
+	}
+	b.hist = false
+	if len(s.set) > exactLimit {
+		b.fillHist(s.set)
+	}
+}
+
+// mergeSketches merges an operand's sketches (tagHLL's encoding): D widens
+// to span both, and each sketch joins its granule's.
+func (s *state) mergeSketches(b []byte) error {
+	var sks [slots]*hyperloglog.Sketch
+	var d uint64
+	for len(b) > 0 {
+		slot := b[0]
+		n, k := binary.Uvarint(b[1:])
+		if k <= 0 || slot >= slots || uint64(len(b)-1-k) < n {
+			return errCorrupt
+		}
+		v := b[1+k : 1+k+int(n)]
+		if len(v) < 2 || v[1] != 14 { // byte 1: the precision; every sketch here is New14's
+			return fmt.Errorf("%w: sketch not of precision 14", errCorrupt)
+		}
+		sk := hyperloglog.New14()
+		if err := sk.UnmarshalBinary(v); err != nil {
+			return fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if sks[slot] == nil {
+			sks[slot] = sk
+		} else if err := sks[slot].Merge(sk); err != nil {
+			return fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		d |= 1 << slot
+		b = b[1+k+int(n):]
+	}
+	if d == 0 {
+		return nil
+	}
+	if s.big == nil {
+		s.big = new(bigSet)
+	}
+	s.dropTo(span(s.big.drop | d))
+	for slot, sk := range sks {
+		switch {
+		case sk == nil:
+		case s.big.hll[slot] == nil:
+			s.big.hll[slot] = sk
+		default:
+			if err := s.big.hll[slot].Merge(sk); err != nil {
+				return fmt.Errorf("%w: %v", errCorrupt, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *state) addLast(v lastVal) {
@@ -212,44 +402,33 @@ func (s *state) merge(b []byte) error {
 		if s.tag == 0 {
 			s.tag = tagCount
 		}
-	case tagDistinct:
-		if len(b)%16 != 0 {
+	case tagDistinct, tagSketched, tagHLL:
+		pairs := b
+		if tag != tagDistinct {
+			pairs = nil
+			if tag == tagSketched {
+				n, k := binary.Uvarint(b)
+				if k <= 0 || n > uint64(len(b)-k)/16 {
+					return errCorrupt
+				}
+				pairs, b = b[k:k+16*int(n)], b[k+16*int(n):]
+			}
+			if err := s.mergeSketches(b); err != nil {
+				return err
+			}
+		}
+		if len(pairs)%16 != 0 {
 			return errCorrupt
 		}
-		if s.tag == 0 {
-			s.tag = tagDistinct
-		}
-		for ; len(b) > 0; b = b[16:] {
-			m := binary.BigEndian.Uint64(b[8:])
-			if m>>slots != 0 {
+		s.tag = tagDistinct
+		for ; len(pairs) > 0; pairs = pairs[16:] {
+			m := binary.BigEndian.Uint64(pairs[8:])
+			if m>>slots != 0 || m == 0 {
 				return errCorrupt
 			}
-			s.addDistinct(binary.BigEndian.Uint64(b), m)
+			s.addPair(binary.BigEndian.Uint64(pairs), m)
 		}
-	case tagHLL:
-		if s.tag != tagHLL {
-			if s.tag == 0 {
-				s.set = nil
-			}
-			s.toHLL()
-		}
-		for len(b) > 0 {
-			slot := b[0]
-			n, k := binary.Uvarint(b[1:])
-			if k <= 0 || slot >= slots || uint64(len(b)-1-k) < n {
-				return errCorrupt
-			}
-			sk := hyperloglog.New14()
-			if err := sk.UnmarshalBinary(b[1+k : 1+k+int(n)]); err != nil {
-				return fmt.Errorf("%w: %v", errCorrupt, err)
-			}
-			if s.hll[slot] == nil {
-				s.hll[slot] = sk
-			} else if err := s.hll[slot].Merge(sk); err != nil {
-				return fmt.Errorf("%w: %v", errCorrupt, err)
-			}
-			b = b[1+k+int(n):]
-		}
+		s.normalize()
 	case tagFirst:
 		if len(b)%9 != 0 {
 			return errCorrupt
@@ -283,7 +462,7 @@ func (s *state) merge(b []byte) error {
 	return nil
 }
 
-func isDistinct(t byte) bool { return t == tagDistinct || t == tagHLL }
+func isDistinct(t byte) bool { return t == tagDistinct || t == tagHLL || t == tagSketched }
 
 // encode appends the state's stored form to dst.
 func (s *state) encode(dst []byte) ([]byte, error) {
@@ -297,29 +476,24 @@ func (s *state) encode(dst []byte) ([]byte, error) {
 			dst = binary.AppendVarint(dst, c.n)
 		}
 	case tagDistinct:
-		dst = append(dst, tagDistinct)
 		hs := make([]uint64, 0, len(s.set))
 		for h := range s.set {
 			hs = append(hs, h)
 		}
 		slices.Sort(hs)
+		sketched := s.big != nil && s.big.drop != 0
+		if sketched {
+			dst = append(dst, tagSketched)
+			dst = binary.AppendUvarint(dst, uint64(len(hs)))
+		} else {
+			dst = append(dst, tagDistinct)
+		}
 		for _, h := range hs {
 			dst = binary.BigEndian.AppendUint64(dst, h)
 			dst = binary.BigEndian.AppendUint64(dst, s.set[h])
 		}
-	case tagHLL:
-		dst = append(dst, tagHLL)
-		for slot, sk := range s.hll {
-			if sk == nil {
-				continue
-			}
-			b, err := sk.MarshalBinary()
-			if err != nil {
-				return nil, err
-			}
-			dst = append(dst, byte(slot))
-			dst = binary.AppendUvarint(dst, uint64(len(b)))
-			dst = append(dst, b...)
+		if sketched {
+			return s.big.appendSketches(dst)
 		}
 	case tagLast:
 		dst = append(dst, tagLast)
@@ -331,6 +505,27 @@ func (s *state) encode(dst []byte) ([]byte, error) {
 		for _, f := range s.first {
 			dst = appendFirst(dst, f.slot, f.t)
 		}
+	}
+	return dst, nil
+}
+
+// appendSketches appends the sketches in tagHLL's encoding. Estimate first
+// compacts a sketch's sparse form (and makes it dense past its size), so
+// the bytes depend only on the values the sketch holds, not on the order
+// they were merged in.
+func (b *bigSet) appendSketches(dst []byte) ([]byte, error) {
+	for slot, sk := range b.hll {
+		if sk == nil {
+			continue
+		}
+		sk.Estimate()
+		v, err := sk.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, byte(slot))
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
 	}
 	return dst, nil
 }
@@ -385,7 +580,8 @@ func Merger() *pebble.Merger {
 // valueMerger combines operands during flushes, compactions and reads. It
 // is the hot loop of every compaction, so counts, first-seen times and exact sets are
 // combined in flat arrays (no maps, no allocation once pooled) and only
-// sketches go through state. The result equals state.merge then encode.
+// sketches (and sets that drop granules into them) go through state. The
+// result equals state.merge then encode.
 type valueMerger struct {
 	tag     byte
 	slow    bool  // st holds everything (sketches)
@@ -441,15 +637,13 @@ func (m *valueMerger) add(b []byte) error {
 		m.tag = tagDistinct
 		for p := b[1:]; len(p) > 0; p = p[16:] {
 			x := distinctPair{binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])}
-			if x.mask>>slots != 0 {
+			if x.mask>>slots != 0 || x.mask == 0 {
 				return errCorrupt
 			}
 			m.pairs = append(m.pairs, x)
 		}
-		if len(m.pairs) > 4*ExactDistinctLimit {
-			if m.compact() > ExactDistinctLimit {
-				return m.toSlow()
-			}
+		if len(m.pairs) > 4*exactLimit && m.compact() > exactLimit && m.pairsDrop() != 0 {
+			return m.toSlow() // granules to drop into sketches
 		}
 	case tagFirst:
 		if (len(b)-1)%9 != 0 {
@@ -536,14 +730,12 @@ func (m *valueMerger) encodeFast(dst []byte) ([]byte, error) {
 		}
 		return dst, nil
 	case tagDistinct:
-		if m.compact() > ExactDistinctLimit {
-			var st state
-			st.tag = tagDistinct
-			st.set = make(map[uint64]uint64, len(m.pairs))
+		if m.compact() > exactLimit && m.pairsDrop() != 0 {
+			st := state{tag: tagDistinct, set: make(map[uint64]uint64, len(m.pairs))}
 			for _, x := range m.pairs {
 				st.set[x.h] = x.mask
 			}
-			st.toHLL()
+			st.normalize()
 			return st.encode(dst)
 		}
 		dst = append(dst, tagDistinct)
@@ -554,6 +746,17 @@ func (m *valueMerger) encodeFast(dst []byte) ([]byte, error) {
 		return dst, nil
 	}
 	return dst, nil
+}
+
+// pairsDrop returns the granules the compacted exact pairs would drop
+// (bigSet's rule; 0 while the set stays exact).
+func (m *valueMerger) pairsDrop() uint64 {
+	var last, first [slots]int32
+	for _, x := range m.pairs {
+		last[63-bits.LeadingZeros64(x.mask)]++
+		first[bits.TrailingZeros64(x.mask)]++
+	}
+	return dropOf(&last, &first, len(m.pairs), 0)
 }
 
 func (m *valueMerger) MergeNewer(v []byte) error { return m.add(v) }
@@ -575,7 +778,7 @@ func (m *valueMerger) Finish(bool) ([]byte, io.Closer, error) {
 }
 
 func (m *valueMerger) Close() error {
-	if cap(m.pairs) > 16*ExactDistinctLimit || cap(m.buf) > 1<<20 {
+	if cap(m.pairs) > 16*exactLimit || cap(m.buf) > 1<<20 {
 		return nil // let an outsized merger go
 	}
 	mergerPool.Put(m)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -483,7 +484,14 @@ func distinctRead(p *plan) int64 {
 		prevMask = rangeMask(lo-(curBase-slots), slots-1)
 	}
 	cur, prev := p.cur, p.prev
-	if cur.tag != tagHLL && (prev == nil || prev.tag != tagHLL) {
+	// Exact unless the window reaches granules a period dropped into its
+	// sketches, which it does only when it holds more than exactLimit
+	// values (bigSet).
+	exact := cur.big == nil || cur.big.drop&curMask == 0
+	if prev != nil && prev.big != nil && prev.big.drop&prevMask != 0 {
+		exact = false
+	}
+	if exact {
 		var n int64
 		for h, m := range cur.set {
 			if m&curMask != 0 {
@@ -501,22 +509,18 @@ func distinctRead(p *plan) int64 {
 		}
 		return n
 	}
-	var sk *hllSketch
-	sk = newHLL()
-	for _, x := range []struct {
+	sk := newHLL()
+	for _, x := range [2]struct {
 		s    *state
 		mask uint64
 	}{{cur, curMask}, {prev, prevMask}} {
 		if x.s == nil {
 			continue
 		}
-		if x.s.tag == tagHLL {
-			for slot, k := range x.s.hll {
-				if k != nil && x.mask&(1<<uint(slot)) != 0 {
-					sk.Merge(k)
-				}
+		if b := x.s.big; b != nil {
+			for d := b.drop & x.mask; d != 0; d &= d - 1 {
+				sk.Merge(b.hll[bits.TrailingZeros64(d)]) // nil: nothing seen there
 			}
-			continue
 		}
 		for h, m := range x.s.set {
 			if m&x.mask != 0 {
