@@ -272,7 +272,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			c := newCommitter(db, DefaultMaxGroup, noChain{}, nil)
+			c := newCommitter(db, DefaultMaxGroup, noChain{}, nil, nil)
 			defer c.close()
 			val := make([]byte, 700)
 			var seq atomic.Int64

@@ -26,6 +26,9 @@ type commitReq struct {
 	// pending, when set, is a decision to append to the chain: a seal
 	// without the closure an evaluation would allocate for it.
 	pending *decisions.Pending
+	// seen are the idempotency keys the request writes, for the filter.
+	seen    [][]byte
+	seenOne [1][]byte // seen's storage for an evaluation's one key
 	done    chan error
 }
 
@@ -47,7 +50,8 @@ type committer struct {
 	maxGroup int
 	reqs     chan *commitReq
 	chain    chain
-	observer Observer // may be nil
+	seen     *seenFilter // may be nil
+	observer Observer    // may be nil
 
 	mu     sync.RWMutex // guards closed against sends racing Close
 	closed bool         // guarded by mu
@@ -59,8 +63,8 @@ type committer struct {
 	committed atomic.Int64
 }
 
-func newCommitter(db *pebble.DB, maxGroup int, ch chain, observer Observer) *committer {
-	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), chain: ch, observer: observer}
+func newCommitter(db *pebble.DB, maxGroup int, ch chain, seen *seenFilter, observer Observer) *committer {
+	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), chain: ch, seen: seen, observer: observer}
 	c.wg.Add(1)
 	go c.run()
 	return c
@@ -102,16 +106,19 @@ func (c *committer) commit(ctx context.Context, b *pebble.Batch, seal func(*pebb
 	}
 }
 
-// commitDecision is commit for an evaluation: b's writes and the decision
-// p appended to the chain, waiting until deadline at most (then
-// context.DeadlineExceeded). It allocates neither a context nor a request.
-func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decisions.Pending) error {
+// commitDecision is commit for an evaluation: b's writes, which include
+// the idempotency key seen, and the decision p appended to the chain,
+// waiting until deadline at most (then context.DeadlineExceeded). It
+// allocates neither a context nor a request.
+func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decisions.Pending, seen []byte) error {
 	r := reqs.Get().(*commitReq)
 	r.b, r.pending = b, p
+	r.seenOne[0] = seen
+	r.seen = r.seenOne[:]
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
-		r.b, r.pending = nil, nil
+		r.reset()
 		reqs.Put(r)
 		_ = b.Close()
 		return ErrClosed
@@ -126,7 +133,7 @@ func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decis
 		case c.reqs <- r:
 		case <-t.C:
 			c.mu.RUnlock()
-			r.b, r.pending = nil, nil
+			r.reset()
 			reqs.Put(r)
 			_ = b.Close()
 			return context.DeadlineExceeded
@@ -135,7 +142,7 @@ func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decis
 	c.mu.RUnlock()
 	select {
 	case err := <-r.done:
-		r.b, r.pending = nil, nil
+		r.reset()
 		reqs.Put(r)
 		return err
 	default:
@@ -146,7 +153,7 @@ func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decis
 	}
 	select {
 	case err := <-r.done:
-		r.b, r.pending = nil, nil
+		r.reset()
 		reqs.Put(r)
 		return err
 	case <-t.C:
@@ -154,6 +161,11 @@ func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decis
 		// recycled.
 		return context.DeadlineExceeded
 	}
+}
+
+// reset clears what a recycled request must not keep.
+func (r *commitReq) reset() {
+	r.b, r.pending, r.seen, r.seenOne[0] = nil, nil, nil, nil
 }
 
 // timers recycles the timers that bound an evaluation's waits. Since Go
@@ -240,9 +252,17 @@ func (c *committer) commitGroup(group []*commitReq) {
 			_ = r.b.Close()
 		}
 	}
+	// The filter learns the group's idempotency keys before they are
+	// visible (see seen.go).
+	for i, r := range group {
+		if errs[i] == nil {
+			c.seen.add(r.seen)
+		}
+	}
 	start := time.Now()
 	err := batch.Commit(pebble.Sync)
 	_ = batch.Close()
+	c.seen.maybeRebuild()
 	if c.observer != nil {
 		c.observer.GroupCommitted(len(group), time.Since(start))
 	}

@@ -51,6 +51,7 @@ type Engine struct {
 	profiles  *features.Profiles
 	decisions *decisions.Log
 	committer *committer
+	seen      *seenFilter // nil when Options.IdempotencyFilterKeys < 0
 
 	// rules, when set, overrides the rules store's live set (Options.Rules,
 	// SetRules); nil lets ruleStore's live set decide.
@@ -156,7 +157,8 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return fail(fmt.Errorf("engine: decisions: %w", err))
 	}
-	e.committer = newCommitter(e.db, opts.MaxGroup, e.decisions, opts.Observer)
+	e.seen = newSeenFilter(e.db, opts.Logger, opts.IdempotencyFilterKeys, opts.seenFilterMin)
+	e.committer = newCommitter(e.db, opts.MaxGroup, e.decisions, e.seen, opts.Observer)
 	e.slots = make(chan struct{}, opts.MaxInFlight)
 	e.ingestSem = newWeighted(int64(opts.MaxIngestEvents))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -174,6 +176,7 @@ func (e *Engine) Close() error {
 	e.stop()
 	e.bg.Wait()
 	e.committer.close()
+	e.seen.close()
 	if err := e.decisions.Close(); err != nil {
 		e.log.Error("closing the decision log", "err", err)
 	}
@@ -284,8 +287,12 @@ func (e *Engine) seenKey(eventID string) []byte {
 
 // lookupSeen returns the decision stored for an event id, (nil, true) for an
 // event ingested without a decision, and (nil, false) for a new event. key
-// is seenKey(eventID); during a key rotation a miss tries the old keys.
+// is seenKey(eventID); during a key rotation a miss tries the old keys. An
+// id the idempotency filter has never seen is new without a read.
 func (e *Engine) lookupSeen(key []byte, eventID string) (*riskv1.Decision, bool, error) {
+	if !e.seen.mayContain(key) && !e.seenUnderOldKeys(eventID) {
+		return nil, false, nil
+	}
 	v, closer, err := e.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) && len(e.opts.OldPseudonymKeys) > 0 {
 		// Only during a rotation: it costs an HMAC per key on every new event.

@@ -184,7 +184,7 @@ func (e *Engine) record(deadline time.Time, d *riskv1.Decision, ev *event.Event,
 		_ = b.Close()
 		return err
 	}
-	return e.committer.commitDecision(deadline, b, prep)
+	return e.committer.commitDecision(deadline, b, prep, key)
 }
 
 // stage writes the idempotency key and the stored event (as ingest.PutEvent

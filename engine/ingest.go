@@ -49,6 +49,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 	}
 	var (
 		calls    []held
+		written  [][]byte // the idempotency keys written, for the filter
 		pendings []*features.Pending
 		reports  []*event.Event // device reports whose profiles this batch writes
 	)
@@ -103,6 +104,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		}
 		if err == nil {
 			err = b.Set(key, nil, nil)
+			written = append(written, key)
 		}
 		if err == nil {
 			err = ingest.PutEvent(b, stored)
@@ -120,7 +122,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 	}
 	// Once submitted, the batch lands whether or not the stream is still
 	// there; waiting for it keeps the feature cache and the disk in step.
-	r := &commitReq{b: b, done: make(chan error, 1)}
+	r := &commitReq{b: b, seen: written, done: make(chan error, 1)}
 	if err := e.committer.submit(context.WithoutCancel(ctx), r); err != nil {
 		_ = b.Close()
 		release(err)

@@ -65,6 +65,15 @@ type Options struct {
 	// Ingest waits for room: senders see backpressure (their streams stop
 	// being read), not errors. Default 32768: a few tens of MB.
 	MaxIngestEvents int
+	// IdempotencyFilterKeys bounds the idempotency keys (event ids within
+	// Retention.Events) that the in-memory filter of recorded event ids
+	// covers; it spares most new ids a point read (see seen.go). The
+	// filter takes 2 bytes a key for twice the keys found when it was
+	// built (at least 2 MiB; up to 4 bytes a key covered, twice that while
+	// it is rebuilt). A store with more keys has no filter and reads for
+	// every id. Default DefaultIdempotencyFilterKeys (at most 32 MiB);
+	// negative: no filter.
+	IdempotencyFilterKeys int
 	// DeviceProfileHorizon is how long a device's DEVICE_REPORT profile
 	// fills later events from that device (see features.Profiles). Default
 	// features.DefaultProfileHorizon (30 days).
@@ -75,6 +84,8 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives operational logs; default slog.Default().
 	Logger *slog.Logger
+
+	seenFilterMin int // the idempotency filter's smallest capacity (tests)
 }
 
 // DefaultFailModes are the fail modes of issue "riskd scores an event end to
@@ -97,6 +108,9 @@ const (
 	DefaultMaxGroup        = 512
 	DefaultMaxInFlight     = 256
 	DefaultMaxIngestEvents = 32768
+	// DefaultIdempotencyFilterKeys: 30 days of idempotency keys at about 3
+	// events a second.
+	DefaultIdempotencyFilterKeys = 8 << 20
 )
 
 // Observer receives the engine's operational events. Implementations must be
@@ -139,6 +153,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxIngestEvents <= 0 {
 		o.MaxIngestEvents = DefaultMaxIngestEvents
+	}
+	if o.IdempotencyFilterKeys == 0 {
+		o.IdempotencyFilterKeys = DefaultIdempotencyFilterKeys
 	}
 	if err := o.Retention.ensureDefaults(o.MaxEventAge); err != nil {
 		return err

@@ -35,6 +35,20 @@ func (e *Engine) lookupSeenOld(eventID string) ([]byte, io.Closer, error) {
 	return nil, nil, pebble.ErrNotFound
 }
 
+// seenUnderOldKeys reports whether the idempotency filter may hold the
+// event id under an old key (false without a rotation).
+func (e *Engine) seenUnderOldKeys(eventID string) bool {
+	if len(e.opts.OldPseudonymKeys) == 0 {
+		return false
+	}
+	for _, p := range e.norm.Pseudonyms("event_id", eventID)[1:] {
+		if e.seen.mayContain(append([]byte{keys.EventSeen}, p...)) {
+			return true
+		}
+	}
+	return false
+}
+
 // AccountPseudonyms returns the account's pseudonym under the current key,
 // then under each old key.
 func (e *Engine) AccountPseudonyms(account string) []string {
