@@ -27,8 +27,12 @@ fi
 port=$((20000 + RANDOM % 20000))
 "$work/riskd" --data-dir "$work/data" --listen "127.0.0.1:$port" --log-level warn &
 riskd=$!
-for _ in $(seq 50); do [ -f "$work/data/credentials.json" ] && break; sleep 0.2; done
-sleep 0.5
+# Ready when the credentials are written and the port accepts connections
+# (a loaded machine can take a while between the two).
+for _ in $(seq 100); do
+  [ -f "$work/data/credentials.json" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.2
+done
 start=$(date +%s.%N)
 /usr/bin/time -f "riskctl: %U s user, %S s system" \
   "$work/riskctl" --server "http://127.0.0.1:$port" --data-dir "$work/data" \
