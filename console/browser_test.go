@@ -87,6 +87,9 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
+		// A loaded machine (CI, parallel test binaries) can take longer
+		// than chromedp's default 20 s to bring Chromium up.
+		chromedp.WSURLReadTimeout(2*time.Minute),
 	)
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
