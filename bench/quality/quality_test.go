@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,13 @@ func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.
 // events are reported, not checked). -short shrinks the stream.
 func TestQualityTargets(t *testing.T) {
 	accounts, dur := 1200, 45*time.Minute
-	seeds := []uint64{20260105, rand.Uint64N(1 << 32)}
+	// Fixed seeds, so that the gate does not flake: 124177299 once gave
+	// 1.6 % benign false positives (users on their own phones sharing an
+	// attacked app version). QUALITY_RANDOM_SEED=1 adds a random one.
+	seeds := []uint64{20260105, 124177299}
+	if os.Getenv("QUALITY_RANDOM_SEED") != "" {
+		seeds = append(seeds, rand.Uint64N(1<<32))
+	}
 	if testing.Short() {
 		accounts, dur, seeds = 1000, 30*time.Minute, seeds[:1]
 	}
