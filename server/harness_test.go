@@ -104,6 +104,11 @@ func startServer(t *testing.T, setup serverSetup) *testServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.stop)
+	// The start record is queued, not awaited: land it, so that tests
+	// comparing the store before and after a call see only that call.
+	if err := s.eng.FlushAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
