@@ -334,4 +334,19 @@ func TestServiceView(t *testing.T) {
 	if !proto.Equal(d, orig) {
 		t.Error("ServiceView changed the decision it was given")
 	}
+	// ServiceView copies field by field: a field added to Decision must be
+	// placed here, kept or withheld, before this passes.
+	placed := map[string]bool{
+		"decision_id": true, "event_id": true, "account_id": true, "outcome": true, "score": true,
+		"reasons": true, "shadow_reasons": true, "features": true, "ruleset_version": true,
+		"decided_at": true, "appeal_deadline": true, "degraded": true, "data_categories": true,
+		"fully_automated": true, "event_type": true, "occurred_at": true,
+		"event": false, "latency": false, "degraded_reason": false, // analysts only
+	}
+	fields := d.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if _, ok := placed[string(fields.Get(i).Name())]; !ok {
+			t.Errorf("Decision.%s is new: decide whether ServiceView keeps it", fields.Get(i).Name())
+		}
+	}
 }

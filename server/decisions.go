@@ -27,17 +27,21 @@ type decisionService struct {
 }
 
 // view returns what the caller may see of d: the whole record for analysts
-// and admins, the subject's view for the subject it is about, and
+// and admins, the service view (no analysts-only fields) for a calling back
+// end, the subject's view for the subject it is about, and
 // decisions.ErrNotFound for anyone else, so that a stranger's decision id
 // reveals nothing.
 func view(p auth.Principal, d *riskv1.Decision) (*riskv1.Decision, error) {
-	if p.Role != auth.RoleSubject {
-		return d, nil
+	switch p.Role {
+	case auth.RoleService:
+		return decisions.ServiceView(d), nil
+	case auth.RoleSubject:
+		if d.GetAccountId() != p.AccountID {
+			return nil, decisions.ErrNotFound
+		}
+		return decisions.SubjectView(d), nil
 	}
-	if d.GetAccountId() != p.AccountID {
-		return nil, decisions.ErrNotFound
-	}
-	return decisions.SubjectView(d), nil
+	return d, nil
 }
 
 func (s *decisionService) GetDecision(ctx context.Context, req *connect.Request[riskv1.GetDecisionRequest]) (*connect.Response[riskv1.GetDecisionResponse], error) {

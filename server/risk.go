@@ -10,8 +10,6 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
-	"github.com/riskd/riskd/auth"
-	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/engine"
 )
 
@@ -33,8 +31,8 @@ func (s *riskService) Evaluate(ctx context.Context, req *connect.Request[riskv1.
 	if err != nil {
 		return nil, connectError(ctx, s.log, "event", err)
 	}
-	if principal(ctx).Role == auth.RoleService {
-		d = decisions.ServiceView(d)
+	if d, err = view(principal(ctx), d); err != nil {
+		return nil, connectError(ctx, s.log, "event", err)
 	}
 	return connect.NewResponse(&riskv1.EvaluateResponse{Decision: d}), nil
 }
