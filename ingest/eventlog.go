@@ -86,6 +86,38 @@ func ScanEvents(r pebble.Reader, from, to time.Time, fn func(*riskv1.Event) erro
 	})
 }
 
+// ScanStored is ScanEvents without decoding: fn gets each stored event's
+// key and encoded bytes, valid only until it returns (DecodeStored copies
+// what it keeps).
+func ScanStored(r pebble.Reader, from, to time.Time, fn func(key, value []byte) error) error {
+	lo, hi := timeKey(from), []byte{keys.EventRecord + 1}
+	if from.IsZero() {
+		lo = []byte{keys.EventRecord}
+	}
+	if !to.IsZero() {
+		hi = timeKey(to)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("ingest: scan events: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("ingest: scan events: %w", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("ingest: scan events: %w", err)
+	}
+	return nil
+}
+
 // DeleteEventsBefore adds to b a range deletion of every stored event with
 // occurred_at < t (retention).
 func DeleteEventsBefore(b *pebble.Batch, t time.Time) error {
