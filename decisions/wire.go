@@ -84,16 +84,18 @@ func appendValue(b []byte, v *structpb.Value) ([]byte, error) {
 	}
 }
 
-func entryLen(k string, v *structpb.Value) int {
+// entryLen is the encoded length of a map entry with key k and a value
+// valueLen long.
+func entryLen(k string, valueLen int) int {
 	return protowire.SizeTag(entryKey) + protowire.SizeBytes(len(k)) +
-		protowire.SizeTag(entryValue) + protowire.SizeBytes(valueLen(v))
+		protowire.SizeTag(entryValue) + protowire.SizeBytes(valueLen)
 }
 
 // valueMapLen is the encoded length of m as field num.
 func valueMapLen(num protowire.Number, m map[string]*structpb.Value) int {
 	n := 0
 	for k, v := range m {
-		n += protowire.SizeTag(num) + protowire.SizeBytes(entryLen(k, v))
+		n += protowire.SizeTag(num) + protowire.SizeBytes(entryLen(k, valueLen(v)))
 	}
 	return n
 }
@@ -102,18 +104,19 @@ func valueMapLen(num protowire.Number, m map[string]*structpb.Value) int {
 // as an empty message), without reflection.
 func appendValueMap(b []byte, num protowire.Number, m map[string]*structpb.Value) ([]byte, error) {
 	for k, v := range m {
+		vl := valueLen(v) // sized once: it is on every evaluation's path
 		b = protowire.AppendTag(b, num, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(entryLen(k, v)))
+		b = protowire.AppendVarint(b, uint64(entryLen(k, vl)))
 		b = protowire.AppendTag(b, entryKey, protowire.BytesType)
 		b = protowire.AppendString(b, k)
 		b = protowire.AppendTag(b, entryValue, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(valueLen(v)))
+		b = protowire.AppendVarint(b, uint64(vl))
 		start := len(b)
 		var err error
 		if b, err = appendValue(b, v); err != nil {
 			return nil, fmt.Errorf("feature %q: %w", k, err)
 		}
-		if got, want := len(b)-start, valueLen(v); got != want {
+		if got, want := len(b)-start, vl; got != want {
 			return nil, fmt.Errorf("feature %q: encoded %d bytes, sized %d", k, got, want)
 		}
 	}
