@@ -435,19 +435,16 @@ func (s *Store) readState(p *plan, t int64) {
 	p.res = stateRead{}
 	switch st.agg {
 	case AggCount, AggSum, AggSeenBefore:
-		curBase := floorDiv(p.hi, slots) * slots
-		lo := p.hi - (slots - 1)
-		p.res.n = p.cur.sumRange(int(max(lo, curBase)-curBase), int(p.hi-curBase))
+		curLo, curHi, prevLo := windowSlots(p.hi)
+		p.res.n = p.cur.sumRange(int(curLo), int(curHi))
 		if p.prev != nil {
-			prevBase := curBase - slots
-			p.res.n += p.prev.sumRange(int(lo-prevBase), slots-1)
+			p.res.n += p.prev.sumRange(int(prevLo), slots-1)
 		}
 	case AggFirstSeen:
-		curBase := floorDiv(p.hi, slots) * slots
-		lo := p.hi - (slots - 1)
-		p.res.n, p.res.found = p.cur.minRange(int(max(lo, curBase)-curBase), int(p.hi-curBase))
+		curLo, curHi, prevLo := windowSlots(p.hi)
+		p.res.n, p.res.found = p.cur.minRange(int(curLo), int(curHi))
 		if p.prev != nil {
-			if m, ok := p.prev.minRange(int(lo-(curBase-slots)), slots-1); ok && (!p.res.found || m < p.res.n) {
+			if m, ok := p.prev.minRange(int(prevLo), slots-1); ok && (!p.res.found || m < p.res.n) {
 				p.res.n, p.res.found = m, true
 			}
 		}
@@ -468,6 +465,15 @@ func (s *Store) readState(p *plan, t int64) {
 	}
 }
 
+// windowSlots returns the granules of the window ending at granule hi:
+// curLo..curHi of the current period, and prevLo..slots-1 of the previous
+// one (none when prevLo >= slots).
+func windowSlots(hi int64) (curLo, curHi, prevLo int64) {
+	curBase := floorDiv(hi, slots) * slots
+	lo := hi - (slots - 1)
+	return max(lo, curBase) - curBase, hi - curBase, lo - (curBase - slots)
+}
+
 func rangeMask(lo, hi int64) uint64 {
 	if hi < lo {
 		return 0
@@ -476,12 +482,11 @@ func rangeMask(lo, hi int64) uint64 {
 }
 
 func distinctRead(p *plan) int64 {
-	curBase := floorDiv(p.hi, slots) * slots
-	lo := p.hi - (slots - 1)
-	curMask := rangeMask(max(lo, curBase)-curBase, p.hi-curBase)
+	curLo, curHi, prevLo := windowSlots(p.hi)
+	curMask := rangeMask(curLo, curHi)
 	var prevMask uint64
 	if p.prev != nil {
-		prevMask = rangeMask(lo-(curBase-slots), slots-1)
+		prevMask = rangeMask(prevLo, slots-1)
 	}
 	cur, prev := p.cur, p.prev
 	// Exact unless the window reaches granules a period dropped into its
