@@ -168,10 +168,12 @@ func (e *Engine) Backtest(ctx context.Context, o BacktestOptions) (*rules.Backte
 		}
 		err := take()
 		if err == nil {
-			err = ingest.ScanStored(e.db, o.From, o.To, func(_, v []byte) error {
+			err = ingest.ScanStored(e.db, o.From, o.To, func(k, v []byte) error {
 				ev := &c.evs[c.n]
 				if err := ingest.DecodeStored(ev, v); err != nil {
-					return fmt.Errorf("engine: backtest: stored event %s: %w", ev.EventID, err)
+					// The key, not the event id: a record that does not
+					// decode may not have one.
+					return fmt.Errorf("engine: backtest: stored event at key %x: %w", k, err)
 				}
 				if err := apply(0, tmp, ev, c.vecs[c.n]); err != nil {
 					return err
