@@ -45,23 +45,7 @@ func DecodeStored(dst *event.Event, data []byte) error {
 	dst.Type = event.Type(d.typ)
 	dst.TypeName = dst.Type.String()
 	dst.OccurredAt = time.Unix(d.sec, int64(d.nanos)).UTC()
-	dst.P.Account, dst.P.Org = dst.AccountID, dst.OrgID
-	if dst.Has.Device {
-		dv, p := &dst.Device, &dst.P
-		p.Device, p.IMEI, p.IDFA, p.AndroidID, p.OAID, p.MAC, p.IMSI = dv.DeviceID, dv.IMEI, dv.IDFA, dv.AndroidID, dv.OAID, dv.MAC, dv.IMSI
-	}
-	if dst.Has.Network { // P.IPPrefix was decoded in place
-		dst.P.IP, dst.P.BSSID = dst.Network.IP, dst.Network.WifiBSSID
-	}
-	if dst.Has.Location {
-		dst.P.CoarseLat, dst.P.CoarseLon = dst.Location.Latitude, dst.Location.Longitude
-	}
-	if dst.Has.Payment {
-		dst.P.Payee, dst.P.Instrument = dst.Payment.PayeeAccountID, dst.Payment.InstrumentID
-	}
-	if dst.Has.Attendance {
-		dst.P.Site = dst.Attendance.SiteID
-	}
+	storedPseudonyms(dst) // P.IPPrefix was decoded in place
 	return nil
 }
 

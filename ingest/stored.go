@@ -37,7 +37,6 @@ func FromStored(pb *riskv1.Event) (*event.Event, error) {
 		Attributes: pb.Attributes,
 	}
 	ev.TypeName = ev.Type.String()
-	ev.P.Account, ev.P.Org = pb.AccountId, pb.OrgId
 	if d := pb.Device; d != nil {
 		ev.Has.Device = true
 		ev.Device = event.Device{
@@ -48,8 +47,6 @@ func FromStored(pb *riskv1.Event) (*event.Event, error) {
 			HookFrameworks: d.HookFrameworks, InstalledPackages: d.InstalledPackages,
 			Timezone: d.Timezone, Language: d.Language, FlaggedPackages: d.FlaggedPackages,
 		}
-		p := &ev.P
-		p.Device, p.IMEI, p.IDFA, p.AndroidID, p.OAID, p.MAC, p.IMSI = d.DeviceId, d.Imei, d.Idfa, d.AndroidId, d.Oaid, d.Mac, d.Imsi
 	}
 	if nw := pb.Network; nw != nil {
 		ev.Has.Network = true
@@ -57,12 +54,11 @@ func FromStored(pb *riskv1.Event) (*event.Event, error) {
 			IP: nw.Ip, UserAgent: nw.UserAgent, Carrier: nw.Carrier, WifiBSSID: nw.WifiBssid,
 			WifiSSID: nw.WifiSsid, CellID: nw.CellId, VPN: nw.Vpn, Proxy: nw.Proxy,
 		}
-		ev.P.IP, ev.P.IPPrefix, ev.P.BSSID = nw.Ip, nw.IpPrefix, nw.WifiBssid
+		ev.P.IPPrefix = nw.IpPrefix // event.Network has no field for it
 	}
 	if l := pb.Location; l != nil {
 		ev.Has.Location = true
 		ev.Location = event.Location{Latitude: l.Latitude, Longitude: l.Longitude, AccuracyM: l.AccuracyM, Provider: l.Provider, Mocked: l.Mocked}
-		ev.P.CoarseLat, ev.P.CoarseLon = l.Latitude, l.Longitude
 	}
 	if l := pb.Login; l != nil {
 		ev.Has.Login = true
@@ -71,16 +67,39 @@ func FromStored(pb *riskv1.Event) (*event.Event, error) {
 	if p := pb.Payment; p != nil {
 		ev.Has.Payment = true
 		ev.Payment = event.PaymentDetail{AmountMinor: p.AmountMinor, Currency: p.Currency, Kind: p.Kind, PayeeAccountID: p.PayeeAccountId, InstrumentID: p.InstrumentId}
-		ev.P.Payee, ev.P.Instrument = p.PayeeAccountId, p.InstrumentId
 	}
 	if a := pb.Attendance; a != nil {
 		ev.Has.Attendance = true
 		ev.Attendance = event.AttendanceDetail{SiteID: a.SiteId, Method: a.Method, BeaconIDs: a.BeaconIds}
-		ev.P.Site = a.SiteId
 	}
 	if s := pb.ServiceLog; s != nil {
 		ev.Has.ServiceLog = true
 		ev.ServiceLog = event.ServiceLogDetail{Action: s.Action, Resource: s.Resource, Query: s.Query, Status: s.Status}
 	}
+	storedPseudonyms(ev)
 	return ev, nil
+}
+
+// storedPseudonyms sets ev.P from the event's own identifiers, which in a
+// stored event are the pseudonyms already. P.IPPrefix has no field of its
+// own in event.Network: the caller sets it.
+func storedPseudonyms(ev *event.Event) {
+	p := &ev.P
+	p.Account, p.Org = ev.AccountID, ev.OrgID
+	if ev.Has.Device {
+		dv := &ev.Device
+		p.Device, p.IMEI, p.IDFA, p.AndroidID, p.OAID, p.MAC, p.IMSI = dv.DeviceID, dv.IMEI, dv.IDFA, dv.AndroidID, dv.OAID, dv.MAC, dv.IMSI
+	}
+	if ev.Has.Network {
+		p.IP, p.BSSID = ev.Network.IP, ev.Network.WifiBSSID
+	}
+	if ev.Has.Location {
+		p.CoarseLat, p.CoarseLon = ev.Location.Latitude, ev.Location.Longitude
+	}
+	if ev.Has.Payment {
+		p.Payee, p.Instrument = ev.Payment.PayeeAccountID, ev.Payment.InstrumentID
+	}
+	if ev.Has.Attendance {
+		p.Site = ev.Attendance.SiteID
+	}
 }
