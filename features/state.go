@@ -545,15 +545,6 @@ func appendFloat(dst []byte, f float64) []byte {
 	return binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
-func bitsTrailing(m uint64) uint {
-	var n uint
-	for m&1 == 0 {
-		m >>= 1
-		n++
-	}
-	return n
-}
-
 // mergerName is stored by pebble; a DB opened with another merger fails.
 const mergerName = "riskd.features.v1"
 
@@ -598,7 +589,7 @@ var mergerPool = sync.Pool{New: func() any { return new(valueMerger) }}
 
 func (m *valueMerger) reset() {
 	for p := m.present; p != 0; p &= p - 1 {
-		m.cnt[bitsTrailing(p)] = 0
+		m.cnt[bits.TrailingZeros64(p)] = 0
 	}
 	m.tag, m.slow, m.present = 0, false, 0
 	m.st = state{last: m.st.last[:0]}
@@ -717,7 +708,7 @@ func (m *valueMerger) encodeFast(dst []byte) ([]byte, error) {
 	case tagCount:
 		dst = append(dst, tagCount)
 		for p := m.present; p != 0; p &= p - 1 {
-			slot := bitsTrailing(p)
+			slot := bits.TrailingZeros64(p)
 			dst = append(dst, byte(slot))
 			dst = binary.AppendVarint(dst, m.cnt[slot])
 		}
@@ -725,7 +716,7 @@ func (m *valueMerger) encodeFast(dst []byte) ([]byte, error) {
 	case tagFirst:
 		dst = append(dst, tagFirst)
 		for p := m.present; p != 0; p &= p - 1 {
-			slot := bitsTrailing(p)
+			slot := bits.TrailingZeros64(p)
 			dst = appendFirst(dst, uint8(slot), m.cnt[slot])
 		}
 		return dst, nil
