@@ -55,7 +55,7 @@ func recordEvents(tb testing.TB, e *Engine, n int, now time.Time) (from, to time
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if err := ingest.PutEvent(b, stored); err != nil {
+		if _, err := ingest.PutEvent(b, stored); err != nil {
 			tb.Fatal(err)
 		}
 		if b.Len() > 4<<20 {

@@ -187,23 +187,13 @@ func (e *Engine) record(deadline time.Time, d *riskv1.Decision, ev *event.Event,
 	return e.committer.commitDecision(deadline, b, prep, key)
 }
 
-// stage writes the idempotency key and the stored event (as ingest.PutEvent
-// does) and returns the event's encoding.
+// stage writes the idempotency key and the stored event and returns the
+// event's encoding.
 func (e *Engine) stage(b *pebble.Batch, d *riskv1.Decision, stored *riskv1.Event, key []byte) ([]byte, error) {
 	if err := b.Set(key, []byte(d.DecisionId), nil); err != nil {
 		return nil, err
 	}
-	if stored.GetOccurredAt() == nil || stored.GetEventId() == "" {
-		return nil, fmt.Errorf("engine: stored event without event_id or occurred_at")
-	}
-	v, err := marshalDet(stored)
-	if err != nil {
-		return nil, fmt.Errorf("engine: stored event: %w", err)
-	}
-	if err := b.Set(ingest.EventKey(stored.OccurredAt.AsTime(), stored.EventId), v, nil); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return ingest.PutEvent(b, stored)
 }
 
 // pipeline reads and updates features, runs the rules, and records the

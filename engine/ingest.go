@@ -107,7 +107,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 			written = append(written, key)
 		}
 		if err == nil {
-			err = ingest.PutEvent(b, stored)
+			_, err = ingest.PutEvent(b, stored)
 		}
 		if err != nil {
 			_ = b.Close()

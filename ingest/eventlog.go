@@ -57,19 +57,20 @@ func timeKey(t time.Time) []byte {
 	return keys.AppendTime([]byte{keys.EventRecord}, unixNano(t))
 }
 
-// PutEvent writes a stored event (the second result of Normalize) into b.
-func PutEvent(b *pebble.Batch, stored *riskv1.Event) error {
+// PutEvent writes a stored event (the second result of Normalize) into b
+// and returns its encoding (a decision record carries the same bytes).
+func PutEvent(b *pebble.Batch, stored *riskv1.Event) ([]byte, error) {
 	if stored.GetOccurredAt() == nil || stored.GetEventId() == "" {
-		return fmt.Errorf("ingest: put event: stored event without event_id or occurred_at")
+		return nil, fmt.Errorf("ingest: put event: stored event without event_id or occurred_at")
 	}
 	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(stored)
 	if err != nil {
-		return fmt.Errorf("ingest: put event: %w", err)
+		return nil, fmt.Errorf("ingest: put event: %w", err)
 	}
 	if err := b.Set(EventKey(stored.OccurredAt.AsTime(), stored.EventId), v, nil); err != nil {
-		return fmt.Errorf("ingest: put event: %w", err)
+		return nil, fmt.Errorf("ingest: put event: %w", err)
 	}
-	return nil
+	return v, nil
 }
 
 // ScanEvents calls fn for each stored event with from <= occurred_at < to, in

@@ -38,7 +38,7 @@ func TestEventLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := PutEvent(b, st); err != nil {
+		if _, err := PutEvent(b, st); err != nil {
 			t.Fatal(err)
 		}
 		stored[st.EventId] = st
@@ -88,7 +88,7 @@ func TestEventLog(t *testing.T) {
 
 	// Re-putting the same event overwrites, not duplicates.
 	b = db.NewBatch()
-	if err := PutEvent(b, stored["evt-2"]); err != nil {
+	if _, err := PutEvent(b, stored["evt-2"]); err != nil {
 		t.Fatal(err)
 	}
 	if err := DeleteEventsBefore(b, testNow.Add(-5*time.Minute)); err != nil {
@@ -107,7 +107,7 @@ func TestEventLog(t *testing.T) {
 		}
 	}
 
-	if err := PutEvent(db.NewBatch(), &riskv1.Event{EventId: "x"}); err == nil {
+	if _, err := PutEvent(db.NewBatch(), &riskv1.Event{EventId: "x"}); err == nil {
 		t.Error("PutEvent accepted an event without occurred_at")
 	}
 }
@@ -123,7 +123,7 @@ func TestEventLogHoldsNoRawIdentifier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := PutEvent(b, st); err != nil {
+		if _, err := PutEvent(b, st); err != nil {
 			t.Fatal(err)
 		}
 	}
