@@ -183,10 +183,15 @@ func (b *bigSet) sketch(h, mask uint64) {
 func (b *bigSet) fillHist(set map[uint64]uint64) {
 	b.last, b.first = [slots]int32{}, [slots]int32{}
 	for _, m := range set {
-		b.last[63-bits.LeadingZeros64(m)]++
-		b.first[bits.TrailingZeros64(m)]++
+		countEnds(&b.last, &b.first, m, 1)
 	}
 	b.hist = true
+}
+
+// countEnds adds d to the counts of m's latest and earliest granules.
+func countEnds(last, first *[slots]int32, m uint64, d int32) {
+	last[63-bits.LeadingZeros64(m)] += d
+	first[bits.TrailingZeros64(m)] += d
 }
 
 // span is the smallest range of granules holding every bit of m.
@@ -257,11 +262,9 @@ func (s *state) addPair(h, mask uint64) {
 	s.set[h] = m
 	if b.hist {
 		if old != 0 {
-			b.last[63-bits.LeadingZeros64(old)]--
-			b.first[bits.TrailingZeros64(old)]--
+			countEnds(&b.last, &b.first, old, -1)
 		}
-		b.last[63-bits.LeadingZeros64(m)]++
-		b.first[bits.TrailingZeros64(m)]++
+		countEnds(&b.last, &b.first, m, 1)
 	}
 }
 
@@ -744,8 +747,7 @@ func (m *valueMerger) encodeFast(dst []byte) ([]byte, error) {
 func (m *valueMerger) pairsDrop() uint64 {
 	var last, first [slots]int32
 	for _, x := range m.pairs {
-		last[63-bits.LeadingZeros64(x.mask)]++
-		first[bits.TrailingZeros64(x.mask)]++
+		countEnds(&last, &first, x.mask, 1)
 	}
 	return dropOf(&last, &first, len(m.pairs), 0)
 }
