@@ -118,6 +118,9 @@ func Open(opts Options) (*Engine, error) {
 		if e.decisions != nil {
 			_ = e.decisions.Close()
 		}
+		if e.features != nil {
+			_ = e.features.Close() // stops its flusher before the DB closes
+		}
 		_ = e.db.Close()
 		return nil, err
 	}
@@ -133,7 +136,8 @@ func Open(opts Options) (*Engine, error) {
 	e.features, err = features.Open(features.Options{
 		DB: e.db, Catalog: opts.Catalog, Lists: e.lst, CacheEntries: opts.CacheEntries,
 		Clock: opts.Clock, Lateness: opts.MaxEventAge,
-		Aliases: e.featureAliases(),
+		Aliases:       e.featureAliases(),
+		FlushInterval: opts.FeatureFlushInterval,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("engine: features: %w", err))
@@ -176,6 +180,11 @@ func (e *Engine) Close() error {
 	e.stop()
 	e.bg.Wait()
 	e.committer.close()
+	// After the committer: every Apply has settled, so the last flush
+	// merges every delta.
+	if err := e.features.Close(); err != nil {
+		e.log.Error("flushing feature state", "err", err)
+	}
 	e.seen.close()
 	if err := e.decisions.Close(); err != nil {
 		e.log.Error("closing the decision log", "err", err)

@@ -12,6 +12,7 @@ import (
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/ingest"
 )
 
@@ -200,11 +201,14 @@ func (e *Engine) stage(b *pebble.Batch, d *riskv1.Decision, stored *riskv1.Event
 // decision, unless the overrun path claimed the event first.
 func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arrived time.Time, r *run) {
 	mine := false // this goroutine claimed the event
+	var pending *features.Pending
 	defer func() {
 		p := recover()
 		if p == nil {
 			return
 		}
+		// A flush waits for every Apply to settle (features/writeback.go).
+		e.features.Done(pending, false)
 		e.log.Error("evaluate pipeline panicked", "panic", fmt.Sprint(p))
 		d := e.newDecision(ev, stored, e.clock.Now())
 		e.degrade(d, ev.Type, "internal fault")
@@ -263,12 +267,20 @@ func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arr
 	d.Latency = durationPB(time.Since(arrived))
 
 	if mine = r.claim(); !mine {
-		// The overrun path answered and recorded the fail mode.
-		if pending != nil {
-			e.features.Done(pending, false)
+		// The overrun path answered and recorded the fail mode, with the
+		// event but not its features: commit those now, so that the event
+		// counts (overload must not blind the velocity features) and the
+		// features' flush, which waits for this Apply, goes on.
+		var err error
+		if b.Empty() {
+			_ = b.Close()
+		} else {
+			err = e.committer.commit(context.Background(), b, nil)
 		}
-		e.profiles.Forget(ev)
-		b.Close()
+		e.features.Done(pending, err == nil)
+		if err != nil {
+			e.profiles.Forget(ev)
+		}
 		return
 	}
 	err := e.record(time.Now().Add(time.Hour), d, ev, stored, key, b)

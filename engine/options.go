@@ -53,6 +53,11 @@ type Options struct {
 	// CacheEntries bounds the hot feature state kept in memory (entries).
 	// Default: the features package's default.
 	CacheEntries int
+	// FeatureFlushInterval is how often the feature store merges the
+	// deltas of committed events into its state keys (features.Options
+	// FlushInterval; they are durable before, in the events' batches).
+	// Default 1s.
+	FeatureFlushInterval time.Duration
 	// MaxGroup bounds how many evaluations one group commit carries.
 	// Default 512.
 	MaxGroup int
@@ -135,6 +140,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.Catalog == nil {
 		o.Catalog = features.DefaultCatalog()
+	}
+	if o.FeatureFlushInterval <= 0 {
+		o.FeatureFlushInterval = time.Second
 	}
 	if o.MaxEventAge <= 0 {
 		o.MaxEventAge = DefaultMaxEventAge

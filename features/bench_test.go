@@ -100,7 +100,6 @@ func populate(b testing.TB, s *Store, db *pebble.DB, pop int, at time.Time) {
 
 func populateRange(s *Store, db *pebble.DB, from, to int, at time.Time) error {
 	w := new(work)
-	var scratch state
 	batch := db.NewBatch()
 	defer func() { batch.Close() }()
 	for i := from; i < to; i++ {
@@ -117,9 +116,10 @@ func populateRange(s *Store, db *pebble.DB, from, to int, at time.Time) error {
 				st := s.cat.states[si]
 				cur, _, _ := periodsOf(st, p.hi)
 				p.curKey = s.appendKey(p.curKey[:0], st, cur, p.ent)
-				scratch = state{}
-				p.cur = &scratch
-				if err := s.update(w, p, ev, batch); err != nil {
+				if _, ok := s.operand(w, p, ev); !ok {
+					continue
+				}
+				if err := batch.Merge(p.curKey, w.op, nil); err != nil {
 					return err
 				}
 			}

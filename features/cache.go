@@ -22,16 +22,21 @@ type entry struct {
 	per []*periodState // guarded by the entity's stripe lock
 
 	// guarded by the shard's mu:
-	pending int    // Apply calls whose batch is not yet Done
-	stale   bool   // a Done(committed=false) touched it: drop once pending is 0
+	pending int    // delta slots not yet merged to disk (writeback.go): pinned while positive
 	tick    uint64 // the shard's tick when it last moved to the LRU's front
 }
 
-// periodState is one period's state as on disk plus the deltas of the
-// in-flight writes that pinned its entry.
+// periodState is one period's state: as on disk plus the deltas not yet
+// merged there. Guarded by the entity's stripe lock.
 type periodState struct {
 	p  int64
 	st state
+	// delta holds the deltas of the write-back epochs of each parity that
+	// no flush has taken yet (writeback.go); dirty counts the slots
+	// created and not yet committed by a flush. A dirty period is never
+	// dropped: the disk does not have it all.
+	delta [2]*state
+	dirty int
 }
 
 // newEntry returns an empty entry with room for maxPeriods periods in the
@@ -47,23 +52,31 @@ func newEntry(id uint16, ent []byte) *entry {
 
 // find returns the loaded state of period p, or nil.
 func (e *entry) find(p int64) *state {
+	if ps := e.findPeriod(p); ps != nil {
+		return &ps.st
+	}
+	return nil
+}
+
+// findPeriod returns the loaded period p, or nil.
+func (e *entry) findPeriod(p int64) *periodState {
 	for _, ps := range e.per {
 		if ps.p == p {
-			return &ps.st
+			return ps
 		}
 	}
 	return nil
 }
 
-// add records a freshly loaded period. When no other in-flight write holds
-// deltas in the entry (others == 0), periods other than keep1 and keep2 are
-// forgotten, oldest first, to stay within maxPeriods: they are complete on
-// disk and reload when a late event needs them. Called with the stripe lock.
-func (e *entry) add(ps *periodState, others int, keep1, keep2 int64) {
-	for others == 0 && len(e.per) >= maxPeriods {
+// add records a freshly loaded period. Periods other than keep1 and keep2
+// that hold no unmerged deltas are forgotten, oldest first, to stay within
+// maxPeriods: they are complete on disk and reload when a late event needs
+// them. Called with the stripe lock.
+func (e *entry) add(ps *periodState, keep1, keep2 int64) {
+	for len(e.per) >= maxPeriods {
 		drop := -1
 		for i, x := range e.per {
-			if x.p != keep1 && x.p != keep2 && (drop < 0 || x.p < e.per[drop].p) {
+			if x.p != keep1 && x.p != keep2 && x.dirty == 0 && (drop < 0 || x.p < e.per[drop].p) {
 				drop = i
 			}
 		}
@@ -78,10 +91,10 @@ func (e *entry) add(ps *periodState, others int, keep1, keep2 int64) {
 }
 
 // cache is an LRU of entries, sharded by hash so that concurrent
-// evaluations rarely share a mutex. An entry with pending (uncommitted)
-// deltas that the LRU evicts moves to a side map (pinned): lookups still
-// find it until its last Done, so it is never reloaded from disk without
-// the deltas that are not on disk yet. The hash is the one that picks the
+// evaluations rarely share a mutex. An entry with deltas not yet merged to
+// disk (pinned by pin) that the LRU evicts moves to a side map (pinned):
+// lookups still find it until the flush that merges its last delta
+// releases it, so it is never reloaded from disk without them. The hash is the one that picks the
 // entity's stripe lock (prepare), computed once per state and event.
 //
 // A hit moves an entry to the LRU's front only when it has aged past the
@@ -162,21 +175,13 @@ func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
 	return nil
 }
 
-// get returns the cached entry for (id, ent), pinning it when pin is set,
-// and the number of other in-flight writes pinning it.
-func (c *cache) get(h uint64, id uint16, ent []byte, pin bool) (*entry, int) {
+// get returns the cached entry for (id, ent), or nil.
+func (c *cache) get(h uint64, id uint16, ent []byte) *entry {
 	sh := c.shard(h)
 	sh.mu.Lock()
 	e := sh.lookupLocked(h, id, ent)
-	others := 0
-	if e != nil {
-		others = e.pending
-		if pin {
-			e.pending++
-		}
-	}
 	sh.mu.Unlock()
-	return e, others
+	return e
 }
 
 // putScratch inserts a new entry into a scratch cache, or fails with
@@ -195,39 +200,52 @@ func (c *cache) putScratch(h uint64, e *entry) error {
 
 // put inserts a new entry (the caller holds its stripe lock, so nobody
 // else can have inserted the same one meanwhile).
-func (c *cache) put(h uint64, e *entry, pin bool) {
+func (c *cache) put(h uint64, e *entry) {
 	sh := c.shard(h)
 	sh.mu.Lock()
-	if pin {
-		e.pending++
-	}
 	sh.tick++
 	e.tick = sh.tick
 	sh.lru.Add(h, e)
 	sh.mu.Unlock()
 }
 
-// release undoes one pin. When the write behind it failed (ok false) the
-// entry holds a delta that is not on disk, so it is dropped as soon as no
-// other in-flight write needs it, and the next read reloads from disk.
-func (c *cache) release(h uint64, e *entry, ok bool) {
+// pin keeps e in memory until a matching release. The caller holds the
+// entity's stripe lock: e may have been evicted since it was looked up (by
+// another stripe's insert), and it goes back into the pinned map then, so
+// that no load of the entity can start over from disk without it.
+func (c *cache) pin(h uint64, e *entry) {
 	sh := c.shard(h)
 	sh.mu.Lock()
-	if !ok {
-		e.stale = true
-	}
-	e.pending--
-	if e.pending <= 0 {
-		if sh.pinned[h] == e {
-			delete(sh.pinned, h)
-		}
-		if e.stale {
-			if cur, ok := sh.lru.Peek(h); ok && cur == e {
-				sh.lru.Remove(h)
-			}
-		}
+	e.pending++
+	if cur, ok := sh.lru.Peek(h); !ok || cur != e {
+		sh.pinned[h] = e
 	}
 	sh.mu.Unlock()
+}
+
+// release undoes one pin: once none is left, an entry the LRU evicted
+// meanwhile is gone, and the next read reloads it from disk.
+func (c *cache) release(h uint64, e *entry) {
+	sh := c.shard(h)
+	sh.mu.Lock()
+	e.pending--
+	if e.pending <= 0 && sh.pinned[h] == e {
+		delete(sh.pinned, h)
+	}
+	sh.mu.Unlock()
+}
+
+// clear forgets every entry (a resync after a failed commit).
+func (c *cache) clear() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		if sh.lru != nil {
+			sh.lru.Purge()
+		}
+		clear(sh.pinned)
+		sh.mu.Unlock()
+	}
 }
 
 func (c *cache) len() int {

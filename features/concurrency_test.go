@@ -14,14 +14,22 @@ import (
 )
 
 // TestConcurrentApply runs many goroutines applying events on a few shared
-// keys, all at one event time. Because Apply serializes per key, the
-// failure counts returned for one account must be exactly 0..n-1 (each
-// event saw every earlier one and not itself), and the final state must
-// equal the serial counts, in memory and on disk.
+// keys, all at one event time, while a background flusher merges deltas
+// every millisecond. Because Apply serializes per key, the failure counts
+// returned for one account must be exactly 0..n-1 (each event saw every
+// earlier one and not itself), and the final state must equal the serial
+// counts, in memory and on disk: after a Close, and after a crash (the
+// store abandoned with deltas in memory and records).
 func TestConcurrentApply(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		t.Run(fmt.Sprint("crash=", crash), func(t *testing.T) { testConcurrentApply(t, crash) })
+	}
+}
+
+func testConcurrentApply(t *testing.T, crash bool) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
-	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: 256})
+	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: 256, FlushInterval: time.Millisecond, MaxDirty: 16})
 	const workers, perWorker, accounts = 8, 150, 4
 	at := base.Add(time.Hour)
 	var mu sync.Mutex
@@ -85,6 +93,13 @@ func TestConcurrentApply(t *testing.T) {
 		}
 	}
 	check(s)
+	if !crash {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		s.wb.stopOnce.Do(func() { close(s.wb.stop); <-s.wb.done }) // the flusher, not the flush
+	}
 	db.Close()
 	db = openDB(t, dir)
 	defer db.Close()

@@ -381,6 +381,9 @@ func droppedGranules(st *state) uint64 {
 // day for the device.
 func decodeStored(t *testing.T, db *pebble.DB, s *Store, name string, day time.Time, dev string) *state {
 	t.Helper()
+	if err := s.Flush(); err != nil { // the deltas applied so far, to disk
+		t.Fatal(err)
+	}
 	d := s.cat.defs[s.cat.Index(name)]
 	st := s.cat.states[d.state]
 	ent := append([]byte{byte(len("pd:" + dev))}, "pd:"+dev...)

@@ -58,6 +58,11 @@ func (s *Store) SubjectKeys(entities []string, fn func(key, value []byte) error)
 	if s.scratch {
 		return ErrScratch
 	}
+	// The disk is complete once the deltas of the events applied so far
+	// are merged (writeback.go).
+	if err := s.Flush(); err != nil {
+		return err
+	}
 	want := make(map[string]bool, len(entities))
 	for _, e := range entities {
 		if e != "" {
@@ -173,12 +178,22 @@ func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 	mu.Lock()
 	defer mu.Unlock()
 	var mem *state // the period in memory, if loaded
-	if e, _ := s.cache.get(h, id, key[11:], false); e != nil {
-		mem = e.find(keys.Time(key[3:11]))
+	var ps *periodState
+	if e := s.cache.get(h, id, key[11:]); e != nil {
+		if ps = e.findPeriod(keys.Time(key[3:11])); ps != nil {
+			mem = &ps.st
+		}
 	}
 	if hashes == nil {
-		if mem != nil {
+		if ps != nil {
+			// Deltas of events applied since the flush go too; their
+			// slots stay for the flush that takes them (empty: no merge).
 			*mem = state{}
+			for _, d := range ps.delta {
+				if d != nil {
+					*d = state{}
+				}
+			}
 		}
 		if err := s.db.Delete(key, pebble.Sync); err != nil {
 			return fmt.Errorf("features: erase: %w", err)
@@ -217,6 +232,16 @@ func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 	}
 	if mem != nil {
 		*mem = st
+		for _, d := range ps.delta {
+			if d != nil && d.tag == tagDistinct {
+				for k := range hashes {
+					delete(d.set, k)
+				}
+				if d.big != nil {
+					d.big.hist = false
+				}
+			}
+		}
 	}
 	v, err := st.encode(nil)
 	if err != nil {

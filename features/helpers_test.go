@@ -34,7 +34,9 @@ func openStore(t testing.TB, db *pebble.DB, clk clock.Clock, opts Options) *Stor
 	return s
 }
 
-// apply runs Apply and commits its batch (or not) and settles it.
+// apply runs Apply and commits its batch (or not) and settles it. After a
+// failed commit it flushes, which rebuilds the store's memory from the disk
+// (writeback.go): until then Apply would refuse.
 func apply(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit bool) Vector {
 	t.Helper()
 	b := db.NewBatch()
@@ -49,6 +51,11 @@ func apply(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit bool) 
 		}
 	}
 	s.Done(p, commit)
+	if !commit {
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return v
 }
 

@@ -147,6 +147,11 @@ func runProperty(t *testing.T, seed uint64, n int) {
 				t.Fatal(err)
 			}
 		}
+		if r.IntN(40) == 0 { // else the deltas wait in memory and in records
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		commit := r.IntN(30) != 0
 		got := apply(t, s, db, ev, commit)
 		want := bruteVector(cat, committed, ev)

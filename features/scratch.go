@@ -57,7 +57,7 @@ var emptyState state
 func (s *Store) scratchLoad(p *plan, st *stateDef, write bool) error {
 	curP, prevP, needPrev := periodsOf(st, p.hi)
 	add := write && p.counts
-	e, _ := s.cache.get(p.h, st.id, p.ent, false)
+	e := s.cache.get(p.h, st.id, p.ent)
 	if e == nil {
 		if !add {
 			p.cur, p.prev = &emptyState, nil
@@ -71,7 +71,7 @@ func (s *Store) scratchLoad(p *plan, st *stateDef, write bool) error {
 	if p.cur = e.find(curP); p.cur == nil {
 		if add {
 			ps := &periodState{p: curP}
-			e.add(ps, 0, curP, prevP)
+			e.add(ps, curP, prevP)
 			p.cur = &ps.st
 		} else {
 			p.cur = &emptyState

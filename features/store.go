@@ -1,6 +1,7 @@
 package features
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -52,6 +53,15 @@ type Options struct {
 	// Aliases returns an event's pseudonyms under the keys of a rotation
 	// (ingest's OldPseudonyms); nil when none is under way. See rotation.go.
 	Aliases func(ev *event.Event) []event.Pseudonyms
+	// FlushInterval is how often a background flush merges the deltas of
+	// committed events into the state keys (writeback.go). Zero starts no
+	// background flusher: Flush and Close merge them, and until then they
+	// are durable in the batches' delta records.
+	FlushInterval time.Duration
+	// MaxDirty starts a background flush early once this many (state,
+	// period, entity) deltas wait; they pin their entries in memory on top
+	// of CacheEntries. Default CacheEntries/2.
+	MaxDirty int
 }
 
 // DefaultCacheEntries is the default Options.CacheEntries.
@@ -75,6 +85,7 @@ type Store struct {
 	lastT    atomic.Int64 // scratch: the latest event time applied
 	locks    [stripes]sync.Mutex
 	vms      sync.Pool
+	wb       writeBack
 }
 
 // Open returns a Store over opts.DB.
@@ -107,38 +118,39 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.lastT.Store(math.MinInt64)
 	s.vms.New = func() any { return new(vm.VM) }
+	if !s.scratch {
+		if err := s.openWriteBack(opts); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
 // Catalog returns the store's catalog.
 func (s *Store) Catalog() *Catalog { return s.cat }
 
-// Pending is what Apply wrote in memory for one event; hand it to Done once
-// the batch's fate is known.
+// Pending is an Apply whose batch has not committed yet; hand it to Done
+// once the batch's fate is known.
 type Pending struct {
-	pins []pin
-	arr  [16]pin // pins' backing for up to 16 applicable states: one allocation
-	done bool
-}
-
-type pin struct {
-	h uint64
-	e *entry
+	epoch uint64
+	done  bool
 }
 
 // Done settles an Apply: committed says whether its batch reached disk. A
-// failed commit drops the entries it touched from memory (once no other
-// in-flight event needs them) so that the next read reloads from disk.
+// flush waits for the Applies of its epoch to settle before it merges their
+// deltas. A failed commit leaves memory holding a delta the disk does not
+// have: the store then refuses Apply and Read (ErrRebuilding) until the
+// next Flush has rebuilt memory from what is on disk (writeback.go).
 // Done(nil, ...) and a second Done are no-ops.
 func (s *Store) Done(p *Pending, committed bool) {
 	if p == nil || p.done {
 		return
 	}
 	p.done = true
-	for _, x := range p.pins {
-		s.cache.release(x.h, x.e, committed)
+	if !committed {
+		s.wb.fail()
 	}
-	p.pins = nil
+	s.wb.inflight[p.epoch&1].Done()
 }
 
 // plan is one state's part in one evaluation.
@@ -151,8 +163,10 @@ type plan struct {
 	hi     int64  // windowed: granule index of t; last: period of t
 	h      uint64 // hash of (state, entity): stripe and cache shard
 	cur    *state
-	prev   *state // nil when the window does not reach the previous period
-	of     []byte // distinct: the value's pseudonym
+	prev   *state       // nil when the window does not reach the previous period
+	e      *entry       // not scratch: the cached entry, and
+	curPS  *periodState // the period cur is the state of
+	of     []byte       // distinct: the value's pseudonym
 	hasOf  bool
 	sum    int64
 	res    stateRead
@@ -173,7 +187,9 @@ type work struct {
 	env     any
 	op      []byte
 	stripes []int
-	alias   [][][]byte // per plan: the entity keys of a rotation's old keys (rotation.go)
+	alias   [][][]byte  // per plan: the entity keys of a rotation's old keys (rotation.go)
+	rec     []byte      // the event's delta record (writeback.go)
+	dirty   []dirtySlot // the delta slots the event created
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -358,8 +374,8 @@ func periodsOf(st *stateDef, hi int64) (cur, prev int64, needPrev bool) {
 
 // loadPeriod returns period per of e, reading it from the DB (and the
 // rotation's old keys) when it is not in memory.
-func (s *Store) loadPeriod(p *plan, st *stateDef, e *entry, per int64, others int, keep int64, alias [][]byte) (*state, error) {
-	if x := e.find(per); x != nil {
+func (s *Store) loadPeriod(p *plan, st *stateDef, e *entry, per int64, keep int64, alias [][]byte) (*periodState, error) {
+	if x := e.findPeriod(per); x != nil {
 		return x, nil
 	}
 	ps := &periodState{p: per}
@@ -379,14 +395,14 @@ func (s *Store) loadPeriod(p *plan, st *stateDef, e *entry, per int64, others in
 	if err := s.mergeAliases(&ps.st, p.key, alias); err != nil {
 		return nil, err
 	}
-	e.add(ps, others, per, keep)
-	return &ps.st, nil
+	e.add(ps, per, keep)
+	return ps, nil
 }
 
 // loadAll fetches the state every applicable plan reads: one cache lookup
 // per state and entity, a DB read per period not in memory. Called with
-// the stripes locked; pend (nil for reads) pins the entries.
-func (s *Store) loadAll(w *work, pend *Pending) error {
+// the stripes locked; write says the event is being applied.
+func (s *Store) loadAll(w *work, write bool) error {
 	for si := range w.plans {
 		p := &w.plans[si]
 		if !p.ok {
@@ -394,35 +410,35 @@ func (s *Store) loadAll(w *work, pend *Pending) error {
 		}
 		st := s.cat.states[si]
 		if s.scratch {
-			if err := s.scratchLoad(p, st, pend != nil); err != nil {
+			if err := s.scratchLoad(p, st, write); err != nil {
 				return err
 			}
 			continue
 		}
-		e, others := s.cache.get(p.h, st.id, p.ent, pend != nil)
+		e := s.cache.get(p.h, st.id, p.ent)
 		if e == nil {
-			e = &entry{id: st.id, ent: string(p.ent)}
-			s.cache.put(p.h, e, pend != nil)
+			e = newEntry(st.id, p.ent)
+			s.cache.put(p.h, e)
 		}
-		if pend != nil {
-			pend.pins = append(pend.pins, pin{p.h, e})
-		}
+		p.e = e
 		curP, prevP, needPrev := periodsOf(st, p.hi)
 		if !needPrev {
 			prevP = curP
 		}
-		var err error
 		alias := w.aliasesOf(si)
-		if p.cur, err = s.loadPeriod(p, st, e, curP, others, prevP, alias); err != nil {
+		ps, err := s.loadPeriod(p, st, e, curP, prevP, alias)
+		if err != nil {
 			return err
 		}
+		p.curPS, p.cur = ps, &ps.st
 		p.prev = nil
 		if needPrev {
-			if p.prev, err = s.loadPeriod(p, st, e, prevP, others, curP, alias); err != nil {
+			if ps, err = s.loadPeriod(p, st, e, prevP, curP, alias); err != nil {
 				return err
 			}
+			p.prev = &ps.st
 		}
-		if p.counts && pend != nil {
+		if p.counts && write {
 			p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
 		}
 	}
@@ -536,57 +552,84 @@ func distinctRead(p *plan) int64 {
 	return int64(sk.Estimate())
 }
 
-// update adds the event to the plan's current entry and writes the same
-// delta as a merge operand into b.
-func (s *Store) update(w *work, p *plan, ev *event.Event, b *pebble.Batch) error {
+// update adds the event to the plan's current period and, unless the store
+// is a scratch store, to the period's delta of this write-back epoch and to
+// the event's delta record (w.rec), which the caller writes to the batch.
+func (s *Store) update(w *work, p *plan, ev *event.Event, epoch uint64) {
+	x, ok := s.operand(w, p, ev)
+	if !ok {
+		return
+	}
+	x.addTo(p.cur)
+	if s.scratch {
+		return
+	}
+	x.addTo(s.deltaOf(w, p, epoch))
+	w.rec = binary.AppendUvarint(w.rec, uint64(len(p.curKey)))
+	w.rec = append(w.rec, p.curKey...)
+	w.rec = binary.AppendUvarint(w.rec, uint64(len(w.op)))
+	w.rec = append(w.rec, w.op...)
+}
+
+// operand returns what ev adds to the plan's state, and its encoding as a
+// merge operand in w.op; false when it adds nothing.
+func (s *Store) operand(w *work, p *plan, ev *event.Event) (delta, bool) {
 	st := s.cat.states[p.si]
+	x := delta{agg: st.agg, slot: uint8(p.hi - floorDiv(p.hi, slots)*slots), n: 1, t: ev.OccurredAt.UnixNano()}
 	op := w.op[:0]
 	switch st.agg {
 	case AggCount, AggSeenBefore, AggSum:
-		n := int64(1)
 		if st.agg == AggSum {
-			n = p.sum
-			if n == 0 {
-				return nil
+			if x.n = p.sum; x.n == 0 {
+				return x, false
 			}
 		}
-		slot := uint8(p.hi - floorDiv(p.hi, slots)*slots)
-		p.cur.addCount(slot, n)
-		op = append(op, tagCount, slot)
-		op = appendVarint(op, n)
+		op = append(op, tagCount, x.slot)
+		op = appendVarint(op, x.n)
 	case AggFirstSeen:
-		slot := uint8(p.hi - floorDiv(p.hi, slots)*slots)
-		t := ev.OccurredAt.UnixNano()
-		p.cur.addFirst(slot, t)
 		op = append(op, tagFirst)
-		op = appendFirst(op, slot, t)
+		op = appendFirst(op, x.slot, x.t)
 	case AggDistinct:
 		if !p.hasOf {
-			return nil
+			return x, false
 		}
-		slot := uint64(p.hi - floorDiv(p.hi, slots)*slots)
-		hv := xxhash.Sum64(p.of)
-		p.cur.addDistinct(hv, 1<<slot)
+		x.h = xxhash.Sum64(p.of)
 		op = append(op, tagDistinct)
-		op = appendU64(op, hv)
-		op = appendU64(op, 1<<slot)
+		op = appendU64(op, x.h)
+		op = appendU64(op, 1<<x.slot)
 	case AggLast:
-		v := lastVal{t: ev.OccurredAt.UnixNano()}
+		x.v = lastVal{t: x.t}
 		if st.lastLoc {
-			v.lat, v.lon = ev.P.CoarseLat, ev.P.CoarseLon
+			x.v.lat, x.v.lon = ev.P.CoarseLat, ev.P.CoarseLon
 		}
-		p.cur.addLast(v)
 		op = append(op, tagLast)
-		op = appendLast(op, v)
+		op = appendLast(op, x.v)
 	}
 	w.op = op
-	if b == nil {
-		return nil
+	return x, true
+}
+
+// delta is one event's addition to one state, as update's operand encodes it.
+type delta struct {
+	agg  Agg
+	slot uint8
+	n    int64  // count, sum
+	t    int64  // first_seen: the event's time
+	h    uint64 // distinct: the value's hash
+	v    lastVal
+}
+
+func (x *delta) addTo(st *state) {
+	switch x.agg {
+	case AggCount, AggSeenBefore, AggSum:
+		st.addCount(x.slot, x.n)
+	case AggFirstSeen:
+		st.addFirst(x.slot, x.t)
+	case AggDistinct:
+		st.addDistinct(x.h, 1<<x.slot)
+	case AggLast:
+		st.addLast(x.v)
 	}
-	if err := b.Merge(p.curKey, op, nil); err != nil {
-		return fmt.Errorf("features: batch merge: %w", err)
-	}
-	return nil
 }
 
 // Apply reads every applicable feature for ev as of its time, from the
@@ -611,45 +654,90 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 	if err := s.prepareAliases(w, ev); err != nil {
 		return nil, nil, err
 	}
-	var pend *Pending
 	if s.scratch {
 		if err := s.scratchOrder(ev.OccurredAt.UnixNano()); err != nil {
 			return nil, nil, err
 		}
-		b, pend = nil, scratchApply
-	} else {
-		pend = &Pending{}
-		pend.pins = pend.arr[:0]
-	}
-	s.lock(w)
-	if err := s.loadAll(w, pend); err != nil {
+		s.lock(w)
+		err := s.loadAll(w, true)
+		if err == nil {
+			s.readAll(w, ev)
+			s.updateAll(w, ev, 0)
+		}
 		s.unlock(w)
-		s.Done(pend, true) // nothing was changed: plain unpin
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.vectorTo(dst, w, ev, false), nil, nil
+	}
+	if b == nil {
+		return nil, nil, errors.New("features: Apply needs a batch")
+	}
+	epoch, err := s.wb.enter()
+	if err != nil {
 		return nil, nil, err
 	}
+	pend := &Pending{epoch: epoch}
+	s.lock(w)
+	if err := s.loadAll(w, true); err != nil {
+		s.unlock(w)
+		s.wb.mu.RUnlock()
+		s.Done(pend, true) // nothing was changed
+		return nil, nil, err
+	}
+	s.readAll(w, ev)
+	w.rec, w.dirty = w.rec[:0], w.dirty[:0]
+	s.updateAll(w, ev, epoch)
+	s.unlock(w)
+	var seq uint64
+	if len(w.rec) > 0 {
+		seq = s.wb.seq.Add(1)
+	}
+	s.wb.addDirty(w.dirty)
+	s.wb.mu.RUnlock()
+	clear(w.dirty) // no references from the pooled work
+	if seq != 0 {
+		if err := b.Set(deltaKey(seq), w.rec, nil); err != nil {
+			s.Done(pend, false) // memory is ahead of any disk now
+			return nil, nil, fmt.Errorf("features: batch: %w", err)
+		}
+	}
+	return s.vectorTo(dst, w, ev, false), pend, nil
+}
+
+// readAll reads every applicable plan as of ev's time.
+func (s *Store) readAll(w *work, ev *event.Event) {
 	t := ev.OccurredAt.UnixNano()
 	for i := range w.plans {
 		if w.plans[i].ok {
 			s.readState(&w.plans[i], t)
 		}
 	}
-	var err error
+}
+
+// updateAll adds ev to every plan that counts it.
+func (s *Store) updateAll(w *work, ev *event.Event, epoch uint64) {
 	for i := range w.plans {
 		if w.plans[i].ok && w.plans[i].counts {
-			if err = s.update(w, &w.plans[i], ev, b); err != nil {
-				break
-			}
+			s.update(w, &w.plans[i], ev, epoch)
 		}
 	}
-	s.unlock(w)
-	if err != nil {
-		s.Done(pend, false)
-		return nil, nil, err
+}
+
+// readLocked reads w's plans with the stripes locked and, for a store
+// on a DB, out of a rebuild's way.
+func (s *Store) readLocked(w *work, ev *event.Event) error {
+	if !s.scratch {
+		s.wb.mu.RLock()
+		defer s.wb.mu.RUnlock()
 	}
-	if s.scratch {
-		pend = nil
+	s.lock(w)
+	defer s.unlock(w)
+	if err := s.loadAll(w, false); err != nil {
+		return err
 	}
-	return s.vectorTo(dst, w, ev, false), pend, nil
+	s.readAll(w, ev)
+	return nil
 }
 
 // Read returns every applicable feature for ev as of its time without
@@ -663,18 +751,7 @@ func (s *Store) Read(ev *event.Event) (Vector, error) {
 	if err := s.prepareAliases(w, ev); err != nil {
 		return nil, err
 	}
-	s.lock(w)
-	err := s.loadAll(w, nil)
-	if err == nil {
-		t := ev.OccurredAt.UnixNano()
-		for i := range w.plans {
-			if w.plans[i].ok {
-				s.readState(&w.plans[i], t)
-			}
-		}
-	}
-	s.unlock(w)
-	if err != nil {
+	if err := s.readLocked(w, ev); err != nil {
 		return nil, err
 	}
 	return s.vector(w, ev, false), nil
@@ -797,17 +874,7 @@ func (s *Store) Show(p event.Pseudonyms) ([]Shown, error) {
 	if err := s.prepare(w, ev, true); err != nil {
 		return nil, err
 	}
-	s.lock(w)
-	err := s.loadAll(w, nil)
-	if err == nil {
-		for i := range w.plans {
-			if w.plans[i].ok {
-				s.readState(&w.plans[i], ev.OccurredAt.UnixNano())
-			}
-		}
-	}
-	s.unlock(w)
-	if err != nil {
+	if err := s.readLocked(w, ev); err != nil {
 		return nil, err
 	}
 	vec := s.vector(w, ev, true)

@@ -321,11 +321,14 @@ func TestListCount(t *testing.T) {
 	}
 }
 
-func TestUndo(t *testing.T) {
+// TestFailedCommitRebuilds: an Apply whose batch does not commit leaves
+// memory ahead of the disk; the store refuses Applies until a Flush has
+// rebuilt memory from the disk, which holds exactly the committed events.
+func TestFailedCommitRebuilds(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	s := openStore(t, db, clock.NewFake(base), Options{})
-	failures := func(at time.Time) int64 {
+	failures := func(s *Store, at time.Time) int64 {
 		t.Helper()
 		v, err := s.Read(mkEvent(at, "a", login(false)))
 		if err != nil {
@@ -334,9 +337,9 @@ func TestUndo(t *testing.T) {
 		return valueOf(t, s.cat, v, "login_failures_account_10m").Int
 	}
 	apply(t, s, db, mkEvent(base, "a", login(false)), true)
-	apply(t, s, db, mkEvent(base.Add(time.Second), "a", login(false)), false)
-	if got := failures(base.Add(time.Minute)); got != 1 {
-		t.Fatalf("after a failed commit: %d, want 1", got)
+	apply(t, s, db, mkEvent(base.Add(time.Second), "a", login(false)), false) // flushes
+	if got := failures(s, base.Add(time.Minute)); got != 1 {
+		t.Fatalf("after a failed commit and a flush: %d, want 1", got)
 	}
 
 	// Two in flight on one key; the first fails, the second commits.
@@ -355,18 +358,35 @@ func TestUndo(t *testing.T) {
 		t.Fatalf("B saw %d, want 2 (committed + in-flight A)", got)
 	}
 	s.Done(pA, false)
+	bC := db.NewBatch()
+	defer bC.Close()
+	if _, _, err := s.Apply(mkEvent(base.Add(4*time.Second), "a", login(false)), bC); !errors.Is(err, ErrRebuilding) {
+		t.Fatalf("Apply after a failed commit: %v, want ErrRebuilding", err)
+	}
+	if !bC.Empty() {
+		t.Fatal("a refused Apply wrote to its batch")
+	}
+	// The rebuild waits for B, which commits meanwhile.
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.Flush() }()
 	if err := bB.Commit(pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	s.Done(pB, true)
-	if got := failures(base.Add(time.Minute)); got != 2 {
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(s, base.Add(time.Minute)); got != 2 {
 		t.Fatalf("after A failed and B committed: %d, want 2", got)
+	}
+	apply(t, s, db, mkEvent(base.Add(5*time.Second), "a", login(false)), true)
+	if got := failures(s, base.Add(time.Minute)); got != 3 {
+		t.Fatalf("after the rebuild, one more: %d, want 3", got)
 	}
 	// A fresh store over the same DB agrees (the disk holds exactly that).
 	s2 := openStore(t, db, clock.NewFake(base), Options{})
-	v, _ := s2.Read(mkEvent(base.Add(time.Minute), "a", login(false)))
-	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != 2 {
-		t.Fatalf("fresh store: %d, want 2", got)
+	if got := failures(s2, base.Add(time.Minute)); got != 3 {
+		t.Fatalf("fresh store: %d, want 3", got)
 	}
 }
 
@@ -426,6 +446,9 @@ func TestSweep(t *testing.T) {
 			n[uint16(k[1])<<8|uint16(k[2])]++
 		}
 		return n
+	}
+	if err := s.Flush(); err != nil { // the deltas, to disk
+		t.Fatal(err)
 	}
 	pre := countKeys()
 	// State of a retired definition goes too.
@@ -633,6 +656,13 @@ func TestCacheStaysWithinBound(t *testing.T) {
 	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: bound})
 	for i := range 500 {
 		apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), "acct"+itoa(i), login(false), device("d"+itoa(i)), ip("10.0.0."+itoa(i%200), "10.0.0")), true)
+	}
+	// Entries holding deltas no flush has merged stay on top of the bound.
+	if n := s.cache.len(); n <= bound {
+		t.Fatalf("%d entries cached before a flush, want the dirty ones pinned past %d", n, bound)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	if n := s.cache.len(); n > bound {
 		t.Fatalf("%d entries cached, bound %d", n, bound)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"math"
@@ -30,16 +32,17 @@ func openStore(dir string, clk clock.Clock, cat *features.Catalog) (*store, func
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := features.Open(features.Options{DB: db, Catalog: cat, Clock: clk, Lateness: 365 * 24 * 3600e9})
+	st, err := features.Open(features.Options{DB: db, Catalog: cat, Clock: clk, Lateness: 365 * 24 * 3600e9, FlushInterval: time.Second})
 	if err != nil {
 		_ = db.Close()
 		return nil, nil, err
 	}
-	return &store{st, db}, func() { _ = db.Close() }, nil
+	return &store{st, db}, func() { _ = st.Close(); _ = db.Close() }, nil
 }
 
 // riskdApply reads and records one event as riskd's engine does: state
-// read as of the event's time, merge operands into a batch, the batch
+// read as of the event's time, the event's delta record into a batch (its
+// deltas merged into the state keys by the store's background flush), the batch
 // committed to the write-ahead log (unsynced: riskd's fsync is a group
 // commit's, shared by many events).
 func riskdApply(st *store, ev *event.Event) error {

@@ -15,6 +15,9 @@ const (
 	FeatureState byte = 0x10
 	// features: device profiles kept from DEVICE_REPORT events.
 	DeviceProfile byte = 0x11
+	// features: the feature-state deltas of committed events not yet
+	// merged into FeatureState (write-back; a sequence after the prefix).
+	FeatureDelta byte = 0x12
 
 	// features/lists: list metadata and entries.
 	ListMeta  byte = 0x20

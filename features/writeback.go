@@ -1,0 +1,358 @@
+package features
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// Write-back.
+//
+// Apply changes state in memory and writes one delta record per event into
+// the caller's batch (keys.FeatureDelta | sequence: every (state key,
+// operand) the event adds), instead of a merge operand per state: the batch
+// that makes the event durable makes its feature deltas durable with it, at
+// the cost of one memtable insert instead of 9-14. Each period in memory
+// also accumulates its deltas since the last flush, per epoch. A flush
+// (Flush, or the background flusher every Options.FlushInterval) cuts the
+// epoch, waits until every Apply of the closed epoch has settled (Done),
+// and writes each period's accumulated delta as one merge operand, with a
+// range deletion of the delta records of the closed epochs, in one batch.
+// Hot state thus costs one operand per flush rather than one per event.
+//
+// Exactly once, across crashes: a delta record and the operands a flush
+// derives from it never both survive (the flush batch deletes the records
+// it covers, atomically), and Open merges the surviving records before
+// anything reads state. A flush covers only committed events: it waits for
+// its epoch's Applies to settle, and Applies of the next epoch go into the
+// other delta slot. A period holding a delta no flush has committed is
+// pinned in memory (the cache never drops it, so it is never reloaded from
+// a disk that lacks the delta).
+//
+// A failed commit (Done(p, false)) leaves memory holding a delta that is
+// not on disk. Apply then fails with ErrRebuilding; the next Flush waits for
+// the Applies in flight to settle, forgets everything in memory, and merges
+// the delta records on disk (those of committed events only), after which
+// the store works again.
+
+// ErrRebuilding is returned by Apply after a failed commit, until a Flush
+// has rebuilt the store's memory from the disk.
+var ErrRebuilding = errors.New("features: rebuilding state after a failed commit")
+
+// writeBack is a Store's write-back bookkeeping.
+type writeBack struct {
+	// mu orders Applies (read-locked from their epoch to their delta
+	// record's sequence) against a flush's cut and a rebuild (locked).
+	mu       sync.RWMutex
+	epoch    uint64            // guarded by mu
+	inflight [2]sync.WaitGroup // Applies of the epochs of each parity not yet Done
+	seq      atomic.Uint64     // the latest delta record's sequence
+	dirtyMu  sync.Mutex        // guards dirty
+	dirty    []dirtySlot       // the delta slots of the current epoch
+	maxDirty int
+	failed   atomic.Bool
+	flushMu  sync.Mutex // one flush or rebuild at a time
+	kick     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// dirtySlot is a period's delta of one epoch, for the flush that takes it.
+type dirtySlot struct {
+	e  *entry
+	ps *periodState
+	h  uint64
+	si int
+}
+
+var deltaPool = sync.Pool{New: func() any { return new(state) }}
+
+func (s *Store) openWriteBack(opts Options) error {
+	if err := s.mergeDeltaLog(); err != nil {
+		return err
+	}
+	s.wb.epoch = 1
+	s.wb.maxDirty = opts.MaxDirty
+	if s.wb.maxDirty <= 0 {
+		s.wb.maxDirty = max(opts.CacheEntries/2, 1)
+	}
+	s.wb.kick = make(chan struct{}, 1)
+	if opts.FlushInterval > 0 {
+		s.wb.stop, s.wb.done = make(chan struct{}), make(chan struct{})
+		go s.flushLoop(opts.FlushInterval)
+	}
+	return nil
+}
+
+func (s *Store) flushLoop(every time.Duration) {
+	defer close(s.wb.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.wb.stop:
+			return
+		case <-t.C:
+		case <-s.wb.kick:
+		}
+		// A failed flush leaves its deltas where they were (in memory and
+		// in the records); the next one retries.
+		_ = s.Flush()
+	}
+}
+
+// Close stops the background flusher and flushes what is left. The DB must
+// stay open until it returns.
+func (s *Store) Close() error {
+	if s.scratch {
+		return nil
+	}
+	s.wb.stopOnce.Do(func() {
+		if s.wb.stop != nil {
+			close(s.wb.stop)
+			<-s.wb.done
+		}
+	})
+	return s.Flush()
+}
+
+// fail marks memory as ahead of the disk after a failed commit.
+func (wb *writeBack) fail() {
+	wb.failed.Store(true)
+	select {
+	case wb.kick <- struct{}{}:
+	default:
+	}
+}
+
+// enter starts an Apply: it read-locks wb.mu, counts the Apply in flight
+// and returns its epoch. It fails while the store waits to be rebuilt, so
+// that the Applies in flight drain. (Reads just read-lock wb.mu.)
+func (wb *writeBack) enter() (uint64, error) {
+	wb.mu.RLock()
+	if wb.failed.Load() {
+		wb.mu.RUnlock()
+		return 0, ErrRebuilding
+	}
+	e := wb.epoch
+	wb.inflight[e&1].Add(1)
+	return e, nil
+}
+
+// deltaOf returns the plan's current period's delta for epoch, creating it
+// (and pinning the entry) on the epoch's first write to the period. Called
+// with the entity's stripe lock and wb.mu read-locked.
+func (s *Store) deltaOf(w *work, p *plan, epoch uint64) *state {
+	ps := p.curPS
+	if d := ps.delta[epoch&1]; d != nil {
+		return d
+	}
+	d := deltaPool.Get().(*state)
+	ps.delta[epoch&1] = d
+	ps.dirty++
+	s.cache.pin(p.h, p.e)
+	w.dirty = append(w.dirty, dirtySlot{e: p.e, ps: ps, h: p.h, si: p.si})
+	return d
+}
+
+// addDirty hands the slots an Apply created to the epoch's flush, and
+// starts one early past Options.MaxDirty. Called with wb.mu read-locked.
+func (wb *writeBack) addDirty(slots []dirtySlot) {
+	if len(slots) == 0 {
+		return
+	}
+	wb.dirtyMu.Lock()
+	wb.dirty = append(wb.dirty, slots...)
+	n := len(wb.dirty)
+	wb.dirtyMu.Unlock()
+	if n >= wb.maxDirty {
+		select {
+		case wb.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// deltaKey is the key of delta record seq.
+func deltaKey(seq uint64) []byte {
+	return keys.AppendUint64([]byte{keys.FeatureDelta}, seq)
+}
+
+// Flush merges the deltas of every event applied so far into the state
+// keys (see Write-back above), once those events' commits are settled; or,
+// after a failed commit, rebuilds memory from the disk. Safe to call
+// concurrently with Apply; a scratch store has nothing to flush.
+func (s *Store) Flush() error {
+	if s.scratch {
+		return nil
+	}
+	wb := &s.wb
+	wb.flushMu.Lock()
+	defer wb.flushMu.Unlock()
+	if wb.failed.Load() {
+		return s.rebuild()
+	}
+	// The cut: Applies of epoch f are in memory, with records below end.
+	wb.mu.Lock()
+	f := wb.epoch
+	wb.epoch++
+	end := wb.seq.Load() + 1
+	wb.dirtyMu.Lock()
+	slots := wb.dirty
+	wb.dirty = nil
+	wb.dirtyMu.Unlock()
+	wb.mu.Unlock()
+	wb.inflight[f&1].Wait()
+	if wb.failed.Load() {
+		return s.rebuild()
+	}
+	if len(slots) == 0 { // no Apply wrote in epoch f, so no record is left
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	var key, val []byte
+	var err error
+	for _, x := range slots {
+		mu := &s.locks[x.h%stripes]
+		mu.Lock()
+		d := x.ps.delta[f&1]
+		x.ps.delta[f&1] = nil
+		mu.Unlock()
+		key = s.appendKey(key[:0], s.cat.states[x.si], x.ps.p, []byte(x.e.ent))
+		if val, err = d.encode(val[:0]); err != nil {
+			break
+		}
+		putDelta(d)
+		if len(val) == 0 { // erased since
+			continue
+		}
+		if err = b.Merge(key, val, nil); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = b.DeleteRange(deltaKey(0), deltaKey(end), nil)
+	}
+	if err == nil {
+		err = b.Commit(pebble.NoSync)
+	}
+	if err != nil {
+		// The deltas taken out of memory are in the records still: a
+		// rebuild merges them.
+		wb.fail()
+		return fmt.Errorf("features: flush: %w", err)
+	}
+	for _, x := range slots {
+		mu := &s.locks[x.h%stripes]
+		mu.Lock()
+		x.ps.dirty--
+		mu.Unlock()
+		s.cache.release(x.h, x.e)
+	}
+	return nil
+}
+
+// putDelta returns a flushed delta to the pool. A distinct delta's set is
+// dropped rather than cleared: one past the exact limit is large.
+func putDelta(d *state) {
+	*d = state{cnt: d.cnt[:0], first: d.first[:0], last: d.last[:0]}
+	deltaPool.Put(d)
+}
+
+// rebuild forgets memory and merges the delta records on disk, after a
+// failed commit. Called with flushMu held and failed set.
+func (s *Store) rebuild() error {
+	wb := &s.wb
+	// Every Apply that counted itself in flight did so before this barrier;
+	// every later one sees failed and gives up.
+	wb.mu.Lock()
+	wb.mu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+	wb.inflight[0].Wait()
+	wb.inflight[1].Wait()
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	wb.dirtyMu.Lock()
+	wb.dirty = nil
+	wb.dirtyMu.Unlock()
+	s.cache.clear()
+	if err := s.mergeDeltaLog(); err != nil {
+		return err
+	}
+	wb.epoch++
+	wb.failed.Store(false)
+	return nil
+}
+
+// mergeDeltaLog merges every delta record on disk into the state keys and
+// deletes the records, in one batch.
+func (s *Store) mergeDeltaLog() error {
+	lo, hi := []byte{keys.FeatureDelta}, []byte{keys.FeatureDelta + 1}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("features: delta log: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = mergeRecord(b, v)
+		}
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("features: delta record %x: %w", it.Key(), err)
+		}
+		n++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("features: delta log: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return fmt.Errorf("features: delta log: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("features: delta log: %w", err)
+	}
+	return nil
+}
+
+// mergeRecord adds a delta record's operands to b as merges.
+func mergeRecord(b *pebble.Batch, rec []byte) error {
+	for len(rec) > 0 {
+		key, rest, ok := cutField(rec)
+		if !ok || len(key) < 11 || key[0] != keys.FeatureState {
+			return errCorrupt
+		}
+		op, rest, ok := cutField(rest)
+		if !ok || len(op) == 0 {
+			return errCorrupt
+		}
+		if err := b.Merge(key, op, nil); err != nil {
+			return err
+		}
+		rec = rest
+	}
+	return nil
+}
+
+// cutField splits a uvarint-length-prefixed field off b.
+func cutField(b []byte) (field, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, false
+	}
+	return b[k : k+int(n)], b[k+int(n):], true
+}

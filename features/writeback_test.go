@@ -1,0 +1,161 @@
+package features
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// deltaRecords counts the delta records on disk.
+func deltaRecords(t *testing.T, db *pebble.DB) int {
+	t.Helper()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureDelta}, UpperBound: []byte{keys.FeatureDelta + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n
+}
+
+// TestWriteBackExactlyOnce applies committed events over a few accounts,
+// flushing and crashing (reopening the DB under an abandoned store) at
+// random points, and checks after each crash that every count equals the
+// events applied: a delta is neither lost nor merged twice.
+func TestWriteBackExactlyOnce(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 99))
+			dir := t.TempDir()
+			db := openDB(t, dir)
+			defer func() { db.Close() }()
+			clk := clock.NewFake(base)
+			s := openStore(t, db, clk, Options{CacheEntries: 8 + r.IntN(64)})
+			want := map[string]int64{}
+			at := base.Add(time.Hour)
+			check := func(s *Store, when string) {
+				t.Helper()
+				for acct, n := range want {
+					v, err := s.Read(mkEvent(at.Add(time.Second), acct, login(false)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != n {
+						t.Fatalf("%s: %s has %d failures, want %d", when, acct, got, n)
+					}
+				}
+			}
+			for range 600 {
+				acct := fmt.Sprint("a", r.IntN(12))
+				apply(t, s, db, mkEvent(at, acct, login(false), device(fmt.Sprint("d", r.IntN(5)))), true)
+				want[acct]++
+				switch r.IntN(60) {
+				case 0:
+					if err := s.Flush(); err != nil {
+						t.Fatal(err)
+					}
+					if n := deltaRecords(t, db); n != 0 {
+						t.Fatalf("%d delta records left after a flush", n)
+					}
+				case 1:
+					check(s, "before a crash")
+					if err := db.Close(); err != nil {
+						t.Fatal(err)
+					}
+					db = openDB(t, dir)
+					s = openStore(t, db, clk, Options{CacheEntries: 8 + r.IntN(64)})
+					if n := deltaRecords(t, db); n != 0 {
+						t.Fatalf("%d delta records left after Open", n)
+					}
+					check(s, "after a crash")
+				}
+			}
+			check(s, "at the end")
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			check(openStore(t, db, clk, Options{}), "after Close")
+		})
+	}
+}
+
+// TestFlushCoversOnlySettledEvents: a flush waits for the Applies of its
+// epoch to settle, and merges an event's delta only once its batch is
+// committed; an Apply of the next epoch stays in memory and its record.
+func TestFlushCoversOnlySettledEvents(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	b := db.NewBatch()
+	defer b.Close()
+	_, p, err := s.Apply(mkEvent(base, "a", login(false)), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.Flush() }()
+	select {
+	case err := <-flushed:
+		t.Fatalf("flush returned (%v) before the event in flight settled", err)
+	default:
+	}
+	if n := stateKeys(t, db); n != 0 {
+		t.Fatalf("%d state keys on disk before the commit", n)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	s.Done(p, true)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if stateKeys(t, db) == 0 || deltaRecords(t, db) != 0 {
+		t.Fatalf("after the flush: %d state keys, %d records; want some, none", stateKeys(t, db), deltaRecords(t, db))
+	}
+	// The next event waits in memory and in its record until a flush.
+	before := stateKeys(t, db)
+	apply(t, s, db, mkEvent(base.Add(time.Second), "b", login(false)), true)
+	if stateKeys(t, db) != before || deltaRecords(t, db) != 1 {
+		t.Fatalf("an applied event: %d state keys (%d before), %d records; want unchanged, 1", stateKeys(t, db), before, deltaRecords(t, db))
+	}
+}
+
+func stateKeys(t *testing.T, db *pebble.DB) int {
+	t.Helper()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureState}, UpperBound: []byte{keys.FeatureState + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n
+}
+
+// TestOpenRefusesCorruptDeltaRecord: a record that does not decode stops
+// Open (naming the record) rather than dropping deltas silently.
+func TestOpenRefusesCorruptDeltaRecord(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	for _, rec := range [][]byte{{0x05, keys.FeatureState}, {0x0b, keys.FeatureState, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0}, {0x02, 0x99, 0x00}} {
+		if err := db.Set(deltaKey(1), rec, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(Options{DB: db})
+		if !errors.Is(err, errCorrupt) {
+			t.Errorf("record %x: Open: %v, want errCorrupt", rec, err)
+		}
+	}
+}
