@@ -351,6 +351,12 @@ func benchApply(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time, 
 			batch.Reset()
 		}
 	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range pend {
+		s.Done(p, true)
+	}
 	if err := s.Flush(); err != nil { // the write-back's share of the work
 		b.Fatal(err)
 	}
