@@ -261,10 +261,15 @@ func (s *Store) Flush() error {
 	return nil
 }
 
-// putDelta returns a flushed delta to the pool. A distinct delta's set is
-// dropped rather than cleared: one past the exact limit is large.
+// putDelta returns a flushed delta to the pool, keeping its storage; a
+// distinct delta's set only when small (one past the exact limit is large).
 func putDelta(d *state) {
-	*d = state{cnt: d.cnt[:0], first: d.first[:0], last: d.last[:0]}
+	set := d.set
+	if len(set) > 64 {
+		set = nil
+	}
+	clear(set)
+	*d = state{cnt: d.cnt[:0], first: d.first[:0], last: d.last[:0], set: set}
 	deltaPool.Put(d)
 }
 
