@@ -199,7 +199,7 @@ func (e *Engine) RetentionReport() ([]RetentionClass, time.Time, error) {
 		{RetentionClass{Name: "idempotency", Description: "event id pseudonyms -> decision, expire with their events", Retention: r.Events},
 			[]span{pre(keys.EventSeen)}, nil},
 		{RetentionClass{Name: "features", Description: "windowed feature state; each kept for its window (or horizon) past the lateness bound; recent events' deltas until merged (seconds)"},
-			[]span{pre(keys.FeatureState), pre(keys.FeatureDelta)}, nil},
+			[]span{pre(keys.FeatureState), pre(keys.FeatureDelta), pre(keys.FeatureFlush)}, nil},
 		{RetentionClass{Name: "device_profiles", Description: "latest DEVICE_REPORT per device", Retention: r.DeviceProfiles},
 			[]span{pre(keys.DeviceProfile)}, nil},
 		{RetentionClass{Name: "decisions", Description: "decision records, chain entries, indexes and labels", Retention: r.Decisions},

@@ -87,6 +87,15 @@
 // commit in any order. Sweep range-deletes periods that no read within the
 // lateness bound can reach, and the state of retired definitions.
 //
+// Writes are write-back (writeback.go): Apply puts one delta record per
+// event (keys.FeatureDelta | sequence: the event's state keys and operands)
+// into the caller's batch, so the event and its feature updates commit
+// together, and keeps each period's deltas in memory; a flush (every
+// Options.FlushInterval, or early past Options.MaxDirty waiting deltas)
+// merges each period's deltas as one operand and range-deletes the records
+// it covers, in one batch, once every event of its epoch has committed.
+// Open merges the records a crash left. Each delta is merged exactly once.
+//
 // The DB must be opened with Merger() as its merge operator; ConfigureDB
 // also sets bloom filters, which most lookups (of state that does not exist
 // yet) need to stay fast. Options.Lateness must cover the oldest event
@@ -95,7 +104,8 @@
 // # Memory
 //
 // The hot-state LRU holds at most Options.CacheEntries entries (plus the
-// entries of in-flight events, which are pinned): one per (state, entity),
+// entries holding deltas no flush has merged yet, which are pinned, about
+// Options.MaxDirty at most between flushes): one per (state, entity),
 // holding the periods loaded for it (at most three once no in-flight
 // event needs more; a read needs two), so that one lookup serves both
 // periods a read touches. Most entries are a few hundred bytes; a distinct
@@ -120,50 +130,45 @@
 //
 // Apply costs one cache lookup per applicable state (the hash that picks
 // the stripe lock also picks the cache slot), a Pebble point read per
-// period not in memory, and one merge operand per counted state (9-13 an
-// event). A cache hit on a recently used entry writes nothing (see cache).
-// Merger combines counts, first-seen times and exact sets in flat, pooled
-// arrays, so compactions allocate nothing for them. ConfigureDB sets
-// Pebble's write path for a stream of small operands. What remains is mostly Pebble's:
-// inserting the operands into the memtable skiplist costs as much CPU as
-// the rest of Apply, then flushes and compactions; reading state that is
-// not in memory makes a cold Apply 5-6 times a warm one.
+// period not in memory, and, for the 9-14 states an event counts in, an
+// in-memory add to the state and to its write-back delta; the event's
+// operands go to disk as one delta record in its batch, and a flush merges
+// each period's deltas as one operand. A cache hit on a recently used entry
+// writes nothing (see cache). Merger combines counts, first-seen times and
+// exact sets in flat, pooled arrays, so compactions allocate nothing for
+// them. ConfigureDB sets Pebble's write path for a stream of small
+// operands.
 //
-// Measured on the 2-core development VM (AMD EPYC, Go 1.26) on 2026-11-28
-// at load average 10-12 (other engineers' tests and browsers), population
-// 1M accounts + 1M devices (3M events, populated in 3 min wall, 68 s CPU;
-// 196 MB on disk), the engine's DB options, warm set 10,000 entities; CPU
-// is the process's user+sys per operation, Pebble's background work
-// included:
+// Measured on the 2-core development VM (AMD EPYC, Go 1.26) on 2026-11-28;
+// CPU is the process's user+sys per operation, Pebble's background work and
+// the flusher included. Population 1M accounts + 1M devices (3M events,
+// 196 MB on disk), the engine's DB options, warm set 10,000 entities:
 //
-//	FEATURES_BENCH_POP=1000000 FEATURES_BENCH_DIR=/tmp/fbench1m go test -run XXX -bench 'Read|Apply$|Ingest$' -benchtime 100000x -timeout 60m ./features/
-//	FEATURES_BENCH_POP=1000000 FEATURES_BENCH_DIR=/tmp/fbench1m go test -run XXX -bench Cold -benchtime 20000x -timeout 60m ./features/
+//	FEATURES_BENCH_POP=1000000 FEATURES_BENCH_DIR=/tmp/fbench1m go test -run XXX -bench 'Read$|Apply$|Ingest$' -benchtime 100000x -timeout 60m ./features/
 //
-//	Read (warm)        p50 11.3-12.5 µs, p99 33-59 µs at load 5.5-8
-//	                   (p50 11.9, p99 182 at load 10-12); 14-17 CPU µs,
-//	                   2 allocs
-//	Apply (warm)       53-56 CPU µs an event (Apply 21, memtable inserts 22,
-//	                   flushes and compactions the rest), 3-5 allocs
-//	Ingest (warm)      5,560-12,490 events/s wall, 77-81 CPU µs an event,
-//	                   4-7 allocs (synced group commits of up to 512)
-//	ApplyCold          284 CPU µs, 106 allocs; heap 131 MiB, 241,607 entries
-//	IngestCold         1,660 events/s wall, 346 CPU µs an event
+//	Read (warm)     p50 10.4 µs, p99 26.5 µs, 12.0 CPU µs, 6 allocs (load 1)
+//	Apply (warm)    42-45 CPU µs (load 4-5; 43 at load 1); before write-back,
+//	                alternating runs: 44-49
+//	Ingest (warm)   10,000-24,800 events/s wall, 67-88 CPU µs (load 1-5);
+//	                before: 12,100-12,300, 71-74 (load 5)
 //
-// Before this work (same machine, 100k population, load 15-21) a warm
-// Apply allocated 15 times and the cold one 93; the 1M population did not
-// finish populating. The targets (Read p50 ≤ 15 µs and p99 ≤ 100
-// µs, update ≤ 15 µs, ingest ≥ 50,000 events/s) are met for reads (the
-// p99 only when the machine is below load 8: above, it is scheduling
-// delay, the CPU per read staying at 14-17 µs); Apply plus its memtable
-// inserts cost about 45 CPU µs, three times what the update and ingest
-// targets allow.
+// With 10,000 hot entities most periods get one or two events between
+// flushes, so write-back saves little there: the CPU goes to compacting
+// the 1M population's LSM (a third of the profile), loading periods from
+// Pebble, and garbage collection. It pays where traffic is skewed, as
+// attacks are (one IP, one device, one payee): warm set 200 at the default
+// 20,000 population, load 5, alternating with the code before it:
 //
-// The figures above predate first_seen (one more state, and one more
-// operand for an event with an account and a device). On 2026-11-28 at
-// the default 20,000 population and load 2.8-3.5, three alternating runs
-// before and after it gave Read 12.9-19.0 and 13.9-15.9 CPU µs, Apply
-// 24.0-32.8 and 23.9-30.6 CPU µs: within the noise (go test -run XXX
-// -bench 'Read$|Apply$' -benchtime 20000x ./features/).
+//	FEATURES_BENCH_HOT=200 go test -run XXX -bench 'Apply$|Ingest$' -benchtime 100000x ./features/
+//
+//	Apply           9.1-9.9 CPU µs (before: 24-26), 8 allocs
+//	Ingest          53,200-82,300 events/s, 11.6-13.5 CPU µs (before:
+//	                22,300-24,800 events/s, 29-33 CPU µs)
+//
+// The targets (Read p50 ≤ 15 µs and p99 ≤ 100 µs, update ≤ 15 µs,
+// ingest ≥ 50,000 events/s) are met for reads, and for updates and ingest
+// on skewed traffic; over the 1M population with a 10,000-entity warm set,
+// Apply and ingest cost about three times what the targets allow.
 //
 // Exact distinct windows past the limit (2026-11-28, load 1.9-3.5, five
 // or six alternating runs of the command above): Read 9.8-14.7 CPU µs,
@@ -182,9 +187,9 @@
 //
 // A Store is safe for concurrent use. Apply takes striped per-entity locks in
 // sorted order from read through in-memory update, so events on the same key
-// serialize and each sees the others wholly or not at all. Entries written by
-// an Apply are pinned until Done; Done(p, false) drops them (once no other
-// in-flight event holds them) so the next read reloads from disk. Until then
-// a read may include the failed event; it never misses a committed one. A
-// Catalog is immutable and safe to share.
+// serialize and each sees the others wholly or not at all. A read never
+// misses a committed event. After a failed commit (Done(p, false)) a read may
+// include the failed event, Apply fails with ErrRebuilding, and the next
+// Flush forgets memory and rebuilds from the disk's state and records. Close
+// stops the flusher and flushes. A Catalog is immutable and safe to share.
 package features

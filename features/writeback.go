@@ -217,35 +217,7 @@ func (s *Store) Flush() error {
 	if len(slots) == 0 { // no Apply wrote in epoch f, so no record is left
 		return nil
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	var key, val []byte
-	var err error
-	for _, x := range slots {
-		mu := &s.locks[x.h%stripes]
-		mu.Lock()
-		d := x.ps.delta[f&1]
-		x.ps.delta[f&1] = nil
-		mu.Unlock()
-		key = s.appendKey(key[:0], s.cat.states[x.si], x.ps.p, []byte(x.e.ent))
-		if val, err = d.encode(val[:0]); err != nil {
-			break
-		}
-		putDelta(d)
-		if len(val) == 0 { // erased since
-			continue
-		}
-		if err = b.Merge(key, val, nil); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = b.DeleteRange(deltaKey(0), deltaKey(end), nil)
-	}
-	if err == nil {
-		err = b.Commit(pebble.NoSync)
-	}
-	if err != nil {
+	if err := s.mergeSlots(f, end, slots); err != nil {
 		// The deltas taken out of memory are in the records still: a
 		// rebuild merges them.
 		wb.fail()
@@ -259,6 +231,79 @@ func (s *Store) Flush() error {
 		s.cache.release(x.h, x.e)
 	}
 	return nil
+}
+
+// flushPart bounds the merges one batch of a flush carries: Pebble
+// publishes commits in order, so every commit behind a batch waits while
+// its operands go into the memtable (about a microsecond each).
+var flushPart = 1024
+
+// afterFlushPart, when set (by tests), runs after each committed part but
+// the last; an error stops the flush there, as a crash would.
+var afterFlushPart func(part uint64) error
+
+// mergeSlots writes epoch f's deltas as merge operands, in batches of at
+// most flushPart, and deletes the delta records below end with the last.
+// Each earlier batch also writes a marker (keys.FeatureFlush) naming the
+// state keys it merged, so that after a crash between batches
+// mergeDeltaLog merges each delta exactly once; the last batch deletes the
+// markers too.
+func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) error {
+	b := s.db.NewBatch()
+	defer func() { b.Close() }()
+	var key, val []byte
+	marker := keys.AppendUint64(nil, end)
+	parts, inBatch := uint64(0), 0
+	for i, x := range slots {
+		mu := &s.locks[x.h%stripes]
+		mu.Lock()
+		d := x.ps.delta[f&1]
+		x.ps.delta[f&1] = nil
+		mu.Unlock()
+		var err error
+		if val, err = d.encode(val[:0]); err != nil {
+			return err
+		}
+		putDelta(d)
+		if len(val) == 0 { // erased since
+			continue
+		}
+		key = s.appendKey(key[:0], s.cat.states[x.si], x.ps.p, []byte(x.e.ent))
+		if err := b.Merge(key, val, nil); err != nil {
+			return err
+		}
+		marker = binary.AppendUvarint(marker, uint64(len(key)))
+		marker = append(marker, key...)
+		if inBatch++; inBatch == flushPart && i < len(slots)-1 {
+			if err := b.Set(flushMarker(f, parts), marker, nil); err != nil {
+				return err
+			}
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			if afterFlushPart != nil {
+				if err := afterFlushPart(parts); err != nil {
+					return err
+				}
+			}
+			b.Reset()
+			parts, inBatch, marker = parts+1, 0, marker[:8]
+		}
+	}
+	if err := b.DeleteRange(deltaKey(0), deltaKey(end), nil); err != nil {
+		return err
+	}
+	if parts > 0 {
+		if err := b.DeleteRange(flushMarker(f, 0), flushMarker(f+1, 0), nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+// flushMarker is the key of part n of flush f.
+func flushMarker(f, n uint64) []byte {
+	return keys.AppendUint64(keys.AppendUint64([]byte{keys.FeatureFlush}, f), n)
 }
 
 // putDelta returns a flushed delta to the pool, keeping its storage; a
@@ -298,8 +343,14 @@ func (s *Store) rebuild() error {
 }
 
 // mergeDeltaLog merges every delta record on disk into the state keys and
-// deletes the records, in one batch.
+// deletes the records, in one batch. A flush that a crash interrupted
+// between its batches left markers: an operand of a record below a
+// marker's end on a key the marker names is merged already.
 func (s *Store) mergeDeltaLog() error {
+	merged, err := s.flushMarkers()
+	if err != nil {
+		return err
+	}
 	lo, hi := []byte{keys.FeatureDelta}, []byte{keys.FeatureDelta + 1}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -309,23 +360,31 @@ func (s *Store) mergeDeltaLog() error {
 	defer b.Close()
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
 		v, err := it.ValueAndErr()
+		if err == nil && len(k) != 9 {
+			err = errCorrupt
+		}
 		if err == nil {
-			err = mergeRecord(b, v)
+			seq := binary.BigEndian.Uint64(k[1:])
+			err = mergeRecord(b, v, func(key []byte) bool { end, ok := merged[string(key)]; return ok && seq < end })
 		}
 		if err != nil {
 			_ = it.Close()
-			return fmt.Errorf("features: delta record %x: %w", it.Key(), err)
+			return fmt.Errorf("features: delta record %x: %w", k, err)
 		}
 		n++
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("features: delta log: %w", err)
 	}
-	if n == 0 {
+	if n == 0 && len(merged) == 0 {
 		return nil
 	}
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return fmt.Errorf("features: delta log: %w", err)
+	}
+	if err := b.DeleteRange([]byte{keys.FeatureFlush}, []byte{keys.FeatureFlush + 1}, nil); err != nil {
 		return fmt.Errorf("features: delta log: %w", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -334,8 +393,43 @@ func (s *Store) mergeDeltaLog() error {
 	return nil
 }
 
-// mergeRecord adds a delta record's operands to b as merges.
-func mergeRecord(b *pebble.Batch, rec []byte) error {
+// flushMarkers reads the markers of an interrupted flush: state key -> the
+// end of the records whose operands on it were merged.
+func (s *Store) flushMarkers() (map[string]uint64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureFlush}, UpperBound: []byte{keys.FeatureFlush + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("features: flush markers: %w", err)
+	}
+	merged := map[string]uint64{}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil && len(v) < 8 {
+			err = errCorrupt
+		}
+		if err != nil {
+			_ = it.Close()
+			return nil, fmt.Errorf("features: flush marker %x: %w", it.Key(), err)
+		}
+		end, rest := binary.BigEndian.Uint64(v), v[8:]
+		for len(rest) > 0 {
+			key, r, ok := cutField(rest)
+			if !ok {
+				_ = it.Close()
+				return nil, fmt.Errorf("features: flush marker %x: %w", it.Key(), errCorrupt)
+			}
+			merged[string(key)] = max(merged[string(key)], end)
+			rest = r
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, fmt.Errorf("features: flush markers: %w", err)
+	}
+	return merged, nil
+}
+
+// mergeRecord adds a delta record's operands to b as merges, but for the
+// keys skip names.
+func mergeRecord(b *pebble.Batch, rec []byte, skip func(key []byte) bool) error {
 	for len(rec) > 0 {
 		key, rest, ok := cutField(rec)
 		if !ok || len(key) < 11 || key[0] != keys.FeatureState {
@@ -345,8 +439,10 @@ func mergeRecord(b *pebble.Batch, rec []byte) error {
 		if !ok || len(op) == 0 {
 			return errCorrupt
 		}
-		if err := b.Merge(key, op, nil); err != nil {
-			return err
+		if !skip(key) {
+			if err := b.Merge(key, op, nil); err != nil {
+				return err
+			}
 		}
 		rec = rest
 	}

@@ -159,3 +159,77 @@ func TestOpenRefusesCorruptDeltaRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushInterruptedBetweenParts stops a flush after its first part (of
+// three operands each) has committed, then recovers both ways: a rebuild
+// in the same process and a restart. The markers keep the committed part's
+// operands from being merged a second time from the records.
+func TestFlushInterruptedBetweenParts(t *testing.T) {
+	defer func(n int) { flushPart, afterFlushPart = n, nil }(flushPart)
+	flushPart = 3
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			dir := t.TempDir()
+			db := openDB(t, dir)
+			defer func() { db.Close() }()
+			clk := clock.NewFake(base)
+			s := openStore(t, db, clk, Options{})
+			want := map[string]int64{}
+			for i := range 40 {
+				acct := fmt.Sprint("a", i%10)
+				apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), acct, login(false), device("d")), true)
+				want[acct]++
+			}
+			afterFlushPart = func(part uint64) error { return errors.New("stop") }
+			if err := s.Flush(); err == nil {
+				t.Fatal("flush: no error from the interrupted part")
+			}
+			afterFlushPart = nil
+			if n := countPrefix(t, db, keys.FeatureFlush); n != 1 {
+				t.Fatalf("%d flush markers, want 1 (the committed part)", n)
+			}
+			if restart {
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+				db = openDB(t, dir)
+				s = openStore(t, db, clk, Options{})
+			} else if err := s.Flush(); err != nil { // the rebuild
+				t.Fatal(err)
+			}
+			if n := countPrefix(t, db, keys.FeatureFlush) + deltaRecords(t, db); n != 0 {
+				t.Fatalf("%d markers and records left after recovery", n)
+			}
+			for acct, n := range want {
+				v, err := s.Read(mkEvent(base.Add(time.Minute), acct, login(false)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != n {
+					t.Errorf("%s: %d failures, want %d", acct, got, n)
+				}
+			}
+			v, err := s.Read(mkEvent(base.Add(time.Minute), "new", login(false), device("d")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int; got != 10 {
+				t.Errorf("device d: %d accounts, want 10", got)
+			}
+		})
+	}
+}
+
+func countPrefix(t *testing.T, db *pebble.DB, p byte) int {
+	t.Helper()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{p}, UpperBound: []byte{p + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n
+}

@@ -18,6 +18,9 @@ const (
 	// features: the feature-state deltas of committed events not yet
 	// merged into FeatureState (write-back; a sequence after the prefix).
 	FeatureDelta byte = 0x12
+	// features: a flush in progress, one key per committed part: which
+	// state keys it merged the deltas of (write-back).
+	FeatureFlush byte = 0x13
 
 	// features/lists: list metadata and entries.
 	ListMeta  byte = 0x20
