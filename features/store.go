@@ -189,6 +189,7 @@ type work struct {
 	stripes []int
 	alias   [][][]byte  // per plan: the entity keys of a rotation's old keys (rotation.go)
 	rec     []byte      // the event's delta record (writeback.go)
+	key     []byte      // its key
 	dirty   []dirtySlot // the delta slots the event created
 }
 
@@ -697,7 +698,8 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 	s.wb.mu.RUnlock()
 	clear(w.dirty) // no references from the pooled work
 	if seq != 0 {
-		if err := b.Set(deltaKey(seq), w.rec, nil); err != nil {
+		w.key = keys.AppendUint64(append(w.key[:0], keys.FeatureDelta), seq)
+		if err := b.Set(w.key, w.rec, nil); err != nil { // the batch copies both
 			s.Done(pend, false) // memory is ahead of any disk now
 			return nil, nil, fmt.Errorf("features: batch: %w", err)
 		}
