@@ -86,6 +86,8 @@ type Store struct {
 	locks    [stripes]sync.Mutex
 	vms      sync.Pool
 	wb       writeBack
+
+	hits, loads atomic.Int64 // periods found in memory, read from the DB (Stats)
 }
 
 // Open returns a Store over opts.DB.
@@ -166,6 +168,8 @@ type plan struct {
 	prev   *state       // nil when the window does not reach the previous period
 	e      *entry       // not scratch: the cached entry, and
 	curPS  *periodState // the period cur is the state of
+	hits   int          // periods loadAll found in memory
+	loads  int          // and read from the DB
 	of     []byte       // distinct: the value's pseudonym
 	hasOf  bool
 	sum    int64
@@ -377,8 +381,10 @@ func periodsOf(st *stateDef, hi int64) (cur, prev int64, needPrev bool) {
 // rotation's old keys) when it is not in memory.
 func (s *Store) loadPeriod(p *plan, st *stateDef, e *entry, per int64, keep int64, alias [][]byte) (*periodState, error) {
 	if x := e.findPeriod(per); x != nil {
+		p.hits++
 		return x, nil
 	}
+	p.loads++
 	ps := &periodState{p: per}
 	p.key = s.appendKey(p.key[:0], st, per, p.ent)
 	v, closer, err := s.db.Get(p.key)
@@ -443,6 +449,12 @@ func (s *Store) loadAll(w *work, write bool) error {
 			p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
 		}
 	}
+	var hits, loads int
+	for i := range w.plans {
+		hits, loads = hits+w.plans[i].hits, loads+w.plans[i].loads
+	}
+	s.hits.Add(int64(hits))
+	s.loads.Add(int64(loads))
 	return nil
 }
 

@@ -379,6 +379,9 @@ func TestFailedCommitRebuilds(t *testing.T) {
 	if got := failures(s, base.Add(time.Minute)); got != 2 {
 		t.Fatalf("after A failed and B committed: %d, want 2", got)
 	}
+	if n := s.Stats().Rebuilds; n != 2 {
+		t.Fatalf("%d rebuilds counted, want 2", n)
+	}
 	apply(t, s, db, mkEvent(base.Add(5*time.Second), "a", login(false)), true)
 	if got := failures(s, base.Add(time.Minute)); got != 3 {
 		t.Fatalf("after the rebuild, one more: %d, want 3", got)

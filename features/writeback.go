@@ -63,6 +63,9 @@ type writeBack struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+
+	// statistics (Stats)
+	flushes, merged, rebuilds atomic.Int64
 }
 
 // dirtySlot is a period's delta of one epoch, for the flush that takes it.
@@ -217,7 +220,8 @@ func (s *Store) Flush() error {
 	if len(slots) == 0 { // no Apply wrote in epoch f, so no record is left
 		return nil
 	}
-	if err := s.mergeSlots(f, end, slots); err != nil {
+	merged, err := s.mergeSlots(f, end, slots)
+	if err != nil {
 		// The deltas taken out of memory are in the records still: a
 		// rebuild merges them.
 		wb.fail()
@@ -230,6 +234,8 @@ func (s *Store) Flush() error {
 		mu.Unlock()
 		s.cache.release(x.h, x.e)
 	}
+	wb.flushes.Add(1)
+	wb.merged.Add(int64(merged))
 	return nil
 }
 
@@ -248,7 +254,7 @@ var afterFlushPart func(part uint64) error
 // state keys it merged, so that after a crash between batches
 // mergeDeltaLog merges each delta exactly once; the last batch deletes the
 // markers too.
-func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) error {
+func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) (merged int, err error) {
 	b := s.db.NewBatch()
 	defer func() { b.Close() }()
 	var key, val []byte
@@ -260,9 +266,8 @@ func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) error {
 		d := x.ps.delta[f&1]
 		x.ps.delta[f&1] = nil
 		mu.Unlock()
-		var err error
 		if val, err = d.encode(val[:0]); err != nil {
-			return err
+			return merged, err
 		}
 		putDelta(d)
 		if len(val) == 0 { // erased since
@@ -270,20 +275,21 @@ func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) error {
 		}
 		key = s.appendKey(key[:0], s.cat.states[x.si], x.ps.p, []byte(x.e.ent))
 		if err := b.Merge(key, val, nil); err != nil {
-			return err
+			return merged, err
 		}
+		merged++
 		marker = binary.AppendUvarint(marker, uint64(len(key)))
 		marker = append(marker, key...)
 		if inBatch++; inBatch == flushPart && i < len(slots)-1 {
 			if err := b.Set(flushMarker(f, parts), marker, nil); err != nil {
-				return err
+				return merged, err
 			}
 			if err := b.Commit(pebble.NoSync); err != nil {
-				return err
+				return merged, err
 			}
 			if afterFlushPart != nil {
 				if err := afterFlushPart(parts); err != nil {
-					return err
+					return merged, err
 				}
 			}
 			b.Reset()
@@ -291,14 +297,14 @@ func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) error {
 		}
 	}
 	if err := b.DeleteRange(deltaKey(0), deltaKey(end), nil); err != nil {
-		return err
+		return merged, err
 	}
 	if parts > 0 {
 		if err := b.DeleteRange(flushMarker(f, 0), flushMarker(f+1, 0), nil); err != nil {
-			return err
+			return merged, err
 		}
 	}
-	return b.Commit(pebble.NoSync)
+	return merged, b.Commit(pebble.NoSync)
 }
 
 // flushMarker is the key of part n of flush f.
@@ -339,6 +345,7 @@ func (s *Store) rebuild() error {
 	}
 	wb.epoch++
 	wb.failed.Store(false)
+	wb.rebuilds.Add(1)
 	return nil
 }
 
@@ -456,4 +463,30 @@ func cutField(b []byte) (field, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[k : k+int(n)], b[k+int(n):], true
+}
+
+// Stats are a Store's counters, for metrics.
+type Stats struct {
+	// PeriodHits and PeriodLoads count the periods reads and Applies found
+	// in memory and those they read from Pebble.
+	PeriodHits, PeriodLoads int64
+	// Flushes and DeltasMerged count the write-back flushes and the merge
+	// operands they wrote; DeltasWaiting is the deltas of the current epoch
+	// (pinned in memory until a flush); Rebuilds counts the rebuilds after
+	// failed commits.
+	Flushes, DeltasMerged, Rebuilds int64
+	DeltasWaiting                   int
+}
+
+// Stats returns a snapshot of the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{PeriodHits: s.hits.Load(), PeriodLoads: s.loads.Load()}
+	if s.scratch {
+		return st
+	}
+	s.wb.dirtyMu.Lock()
+	st.DeltasWaiting = len(s.wb.dirty)
+	s.wb.dirtyMu.Unlock()
+	st.Flushes, st.DeltasMerged, st.Rebuilds = s.wb.flushes.Load(), s.wb.merged.Load(), s.wb.rebuilds.Load()
+	return st
 }

@@ -122,11 +122,18 @@ func TestFlushCoversOnlySettledEvents(t *testing.T) {
 	if stateKeys(t, db) == 0 || deltaRecords(t, db) != 0 {
 		t.Fatalf("after the flush: %d state keys, %d records; want some, none", stateKeys(t, db), deltaRecords(t, db))
 	}
+	st := s.Stats()
+	if st.Flushes != 1 || st.DeltasMerged != int64(stateKeys(t, db)) || st.DeltasWaiting != 0 || st.PeriodLoads == 0 {
+		t.Fatalf("stats after one flush: %+v (%d state keys)", st, stateKeys(t, db))
+	}
 	// The next event waits in memory and in its record until a flush.
 	before := stateKeys(t, db)
 	apply(t, s, db, mkEvent(base.Add(time.Second), "b", login(false)), true)
 	if stateKeys(t, db) != before || deltaRecords(t, db) != 1 {
 		t.Fatalf("an applied event: %d state keys (%d before), %d records; want unchanged, 1", stateKeys(t, db), before, deltaRecords(t, db))
+	}
+	if st := s.Stats(); st.DeltasWaiting == 0 {
+		t.Fatalf("stats: no delta waiting after an Apply: %+v", st)
 	}
 }
 
