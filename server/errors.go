@@ -12,6 +12,7 @@ import (
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/features/lists"
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/rules"
@@ -93,6 +94,8 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 		return connect.NewError(connect.CodeResourceExhausted, errors.New("overloaded: back off and retry"))
 	case errors.Is(err, engine.ErrClosed):
 		return connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down"))
+	case errors.Is(err, features.ErrRebuilding):
+		return connect.NewError(connect.CodeUnavailable, errors.New("feature state is being rebuilt after a failed write: retry"))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
