@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/riskd/riskd/event"
+	"github.com/riskd/riskd/internal/memlimit"
 	"github.com/riskd/riskd/rules"
 )
 
@@ -65,10 +66,53 @@ fail-mode:
 	}
 }
 
+func TestConfigMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "riskd.yaml")
+	if err := os.WriteFile(file, []byte("memory-limit: 1GiB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileOff := filepath.Join(dir, "off.yaml")
+	if err := os.WriteFile(fileOff, []byte("memory-limit: off\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int64
+	}{
+		{"default", nil, nil, memlimit.Default},
+		{"GOMEMLIMIT replaces the default", nil, map[string]string{"GOMEMLIMIT": "2GiB"}, 2 << 30},
+		{"GOMEMLIMIT off", nil, map[string]string{"GOMEMLIMIT": "off"}, 0},
+		{"file", []string{"--config", file}, nil, 1 << 30},
+		{"file beats GOMEMLIMIT", []string{"--config", file}, map[string]string{"GOMEMLIMIT": "2GiB"}, 1 << 30},
+		{"env beats file", []string{"--config", file}, map[string]string{"RISKD_MEMORY_LIMIT": "640MiB"}, 640 << 20},
+		{"flag beats env", []string{"--memory-limit", "512MiB"}, map[string]string{"RISKD_MEMORY_LIMIT": "640MiB"}, 512 << 20},
+		{"off", []string{"--memory-limit", "off"}, nil, 0},
+		{"off in the file", []string{"--config", fileOff}, nil, 0},
+		{"0", nil, map[string]string{"RISKD_MEMORY_LIMIT": "0"}, 0},
+		{"bytes", []string{"--memory-limit", "805306368"}, nil, 768 << 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := LoadConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.MemoryLimit != tc.want {
+				t.Errorf("memory limit %d (%s), want %d (%s)", c.MemoryLimit, memlimit.Format(c.MemoryLimit), tc.want, memlimit.Format(tc.want))
+			}
+		})
+	}
+}
+
 func TestConfigErrorsNameTheSetting(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("listne: 127.0.0.1:1\n"), 0o600)
+	badLimit := filepath.Join(dir, "badlimit.yaml")
+	os.WriteFile(badLimit, []byte("memory-limit: -5\n"), 0o600)
 	tests := []struct {
 		args []string
 		env  map[string]string
@@ -81,6 +125,11 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{[]string{"--config", bad}, nil, `unknown setting "listne"`},
 		{[]string{"--log-format", "xml"}, nil, "log-format"},
 		{[]string{"stray"}, nil, "unexpected arguments"},
+		{[]string{"--memory-limit", "768MB"}, nil, "memory-limit"},
+		{[]string{"--memory-limit", "32MiB"}, nil, "memory-limit"},
+		{nil, map[string]string{"RISKD_MEMORY_LIMIT": "lots"}, "RISKD_MEMORY_LIMIT"},
+		{[]string{"--config", badLimit}, nil, "memory-limit"},
+		{nil, map[string]string{"GOMEMLIMIT": "1GB"}, "GOMEMLIMIT"},
 	}
 	for _, tc := range tests {
 		_, err := LoadConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)

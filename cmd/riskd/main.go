@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/riskd/riskd/internal/mallocarenas"
+	"github.com/riskd/riskd/internal/memlimit"
 	"github.com/riskd/riskd/server"
 )
 
@@ -23,6 +25,10 @@ func main() {
 		os.Exit(2)
 	}
 	log := server.NewLogger(cfg)
+	// Process-wide, so here rather than in server.Run (which tests run
+	// several of in one process).
+	memlimit.Apply(cfg.MemoryLimit)
+	log.Info("memory", "memory_limit", memlimit.Format(cfg.MemoryLimit), "malloc_arenas_capped", mallocarenas.Capped())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := server.Run(ctx, cfg, log, server.Hooks{}); err != nil {

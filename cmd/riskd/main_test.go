@@ -87,11 +87,13 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 func TestHelpDocumentsEverySetting(t *testing.T) {
 	bin := buildRiskd(t)
-	out, err := exec.Command(bin, "--help").CombinedOutput()
+	cmd := exec.Command(bin, "--help")
+	cmd.Env = append(os.Environ(), "GOMEMLIMIT=") // the memory limit's default shows as GOMEMLIMIT's when it is set
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, want := range []string{"--listen (RISKD_LISTEN, default 127.0.0.1:8080)", "--data-dir (RISKD_DATA_DIR, default ./data)", "--max-event-age (RISKD_MAX_EVENT_AGE, default 24h0m0s)", "--budget", "--fail-mode", "--tls-cert"} {
+	for _, want := range []string{"--listen (RISKD_LISTEN, default 127.0.0.1:8080)", "--data-dir (RISKD_DATA_DIR, default ./data)", "--max-event-age (RISKD_MAX_EVENT_AGE, default 24h0m0s)", "--budget", "--fail-mode", "--tls-cert", "--memory-limit (RISKD_MEMORY_LIMIT, default 512MiB)"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("--help lacks %q", want)
 		}
