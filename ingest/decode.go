@@ -82,6 +82,10 @@ func (d *storedDecoder) next() bool {
 		if n < 0 {
 			return d.fail(n)
 		}
+		if num > protowire.MaxValidNumber { // ConsumeTag checks only the lower bound; proto.Unmarshal both
+			d.malformedErr = fmt.Errorf("%w: field number %d out of range at byte %d", errMalformed, num, d.pos)
+			return false
+		}
 		d.pos += n
 		d.num, d.wt = num, wt
 		rest := d.b[d.pos:d.end]
