@@ -2,13 +2,13 @@ package load
 
 import (
 	"errors"
-
 	"fmt"
-	"google.golang.org/protobuf/reflect/protoreflect"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
@@ -153,43 +153,58 @@ func stamp(ev *riskv1.Event, runID string, seq int64, now time.Time) {
 // Replay is a Source that plays back events read up front from another
 // source, over and over. It takes a generator's cost out of the measured
 // run: bench's workload costs tens of microseconds an event, which on a
-// small machine would compete with the server for CPU. Each Next returns a
-// new top-level event sharing the recorded one's sub-messages (device,
-// network ...), which are only ever read; Run restamps the id and time, so
-// repeats are distinct events to the server.
+// small machine would compete with the server for CPU. The recorded events
+// are kept encoded, in one buffer without pointers, and each Next decodes a
+// fresh copy: tens of thousands of events kept as messages made a heap that
+// every one of the load generator's collections had to mark (tens of
+// milliseconds, on the machine the server shares), which showed up as
+// latency spikes in open-loop runs. Run restamps the id and time, so repeats
+// are distinct events to the server.
 type Replay struct {
-	events []*riskv1.Event
-	i      int
+	buf  []byte  // the recorded events, encoded one after another
+	ends []int32 // where each event ends in buf
+	i    int
 }
 
 // NewReplay reads up to n events from src. It fails only if src yields none.
 func NewReplay(src Source, n int) (*Replay, error) {
-	r := &Replay{events: make([]*riskv1.Event, 0, n)}
-	for len(r.events) < n {
+	r := &Replay{ends: make([]int32, 0, n)}
+	for len(r.ends) < n {
 		ev, ok := src.Next()
 		if !ok || ev == nil {
 			break
 		}
-		r.events = append(r.events, ev)
+		var err error
+		r.buf, err = proto.MarshalOptions{}.MarshalAppend(r.buf, ev)
+		if err != nil {
+			return nil, fmt.Errorf("load: replay: %w", err)
+		}
+		if len(r.buf) > math.MaxInt32 {
+			return nil, errors.New("load: replay: recorded events exceed 2 GiB")
+		}
+		r.ends = append(r.ends, int32(len(r.buf)))
 	}
-	if len(r.events) == 0 {
+	if len(r.ends) == 0 {
 		return nil, errors.New("load: replay: the source yielded no events")
 	}
 	return r, nil
 }
 
 // Len is the number of recorded events.
-func (r *Replay) Len() int { return len(r.events) }
+func (r *Replay) Len() int { return len(r.ends) }
 
-// Next returns a shallow copy of the next recorded event; it never runs out.
+// Next returns a fresh copy of the next recorded event; it never runs out.
 func (r *Replay) Next() (*riskv1.Event, bool) {
-	src := r.events[r.i]
-	r.i = (r.i + 1) % len(r.events)
-	dst := new(riskv1.Event)
-	d := dst.ProtoReflect()
-	src.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		d.Set(fd, v)
-		return true
-	})
-	return dst, true
+	start := 0
+	if r.i > 0 {
+		start = int(r.ends[r.i-1])
+	}
+	b := r.buf[start:r.ends[r.i]]
+	r.i = (r.i + 1) % len(r.ends)
+	ev := new(riskv1.Event)
+	if err := proto.Unmarshal(b, ev); err != nil {
+		// NewReplay encoded it: the buffer cannot be corrupt.
+		panic(fmt.Sprintf("load: replay: decoding a recorded event: %v", err))
+	}
+	return ev, true
 }

@@ -79,16 +79,16 @@ func TestReplay(t *testing.T) {
 	if again == first || !proto.Equal(again, want) {
 		t.Fatalf("replay changed by a stamp on an earlier copy:\n%v\nwant %v", again, want)
 	}
-	if again.GetDevice() != first.GetDevice() {
-		t.Error("sub-messages copied, want them shared")
+	if again.GetDevice() == first.GetDevice() {
+		t.Error("sub-messages shared between copies, want each Next's own")
 	}
 	if _, err := NewReplay(&limited{NewRandomSource(RandomOptions{}), 0}, 10); err == nil {
 		t.Error("empty source: no error")
 	}
 }
 
-// A replayed pool smaller than the concurrency sends the same sub-messages
-// from many goroutines at once; -race proves that is only reading.
+// A replayed pool smaller than the concurrency sends the same recorded
+// events from many goroutines at once; -race proves the copies are their own.
 func TestReplayUnderConcurrentLoad(t *testing.T) {
 	f := startFloor(t, nil)
 	for _, json := range []bool{false, true} {
