@@ -301,3 +301,42 @@ func TestRunNeedsSource(t *testing.T) {
 		t.Fatalf("err %v, want ErrNoSource", err)
 	}
 }
+
+// The latency log has one line per request of the measured window, in
+// scheduled order, and agrees with the report's counts and latencies.
+func TestLatencyLog(t *testing.T) {
+	f := startFloor(t, &recordingHandler{delay: time.Millisecond})
+	c := newClient(t, ClientOptions{BaseURL: f.URL, Token: "t0ken"})
+	var log strings.Builder
+	rep, err := Run(t.Context(), c, Options{
+		Source: NewRandomSource(RandomOptions{Seed: 3}), Rate: 200, Warmup: 100 * time.Millisecond,
+		Duration: 300 * time.Millisecond, LatencyLog: &log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
+	if lines[0] != "sched_unix_ns,done_unix_ns,latency_us,result" {
+		t.Fatalf("header %q", lines[0])
+	}
+	if int64(len(lines)-1) != rep.Requests.Sent {
+		t.Fatalf("%d lines, report sent %d", len(lines)-1, rep.Requests.Sent)
+	}
+	var prev, maxUS int64
+	for _, l := range lines[1:] {
+		var sched, done, us int64
+		var result string
+		if _, err := fmt.Sscanf(strings.ReplaceAll(l, ",", " "), "%d %d %d %s", &sched, &done, &us, &result); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		// latency_us is from the monotonic clock, the times from the wall
+		// clock: they may differ in the last microsecond.
+		if d := us - (done-sched)/1000; sched < prev || done < sched || d < -1 || d > 1 || result != "ok" {
+			t.Fatalf("line %q (previous scheduled at %d)", l, prev)
+		}
+		prev, maxUS = sched, max(maxUS, us)
+	}
+	if got := float64(maxUS) / 1000; got < rep.Latency.Max*0.99 || got > rep.Latency.Max*1.01+0.001 {
+		t.Errorf("largest logged latency %.3f ms, report's max %.3f ms", got, rep.Latency.Max)
+	}
+}

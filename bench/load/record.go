@@ -1,7 +1,11 @@
 package load
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
+	"sort"
 	"sync"
 	"time"
 
@@ -49,6 +53,15 @@ type recorder struct {
 	// A sample of answer sizes (protobuf bytes), to show that the floor's
 	// answers weigh what riskd's do.
 	sizeSum, sizeN int64 // guarded by mu
+	// keep asks for every request's sample (Options.LatencyLog).
+	keep    bool
+	samples []sample // guarded by mu
+}
+
+// sample is one request of the measured window, for the latency log.
+type sample struct {
+	sched, done time.Time
+	code        string // "ok", "degraded" or the error's code
 }
 
 func newRecorder(start time.Time) *recorder {
@@ -109,6 +122,16 @@ func (r *recorder) record(sched, done time.Time, resp *riskv1.EvaluateResponse, 
 		r.lastDone = done
 	}
 	st := r.stepLocked(sched)
+	if r.keep {
+		code := "ok"
+		switch {
+		case err != nil:
+			code = errorCode(err)
+		case resp.GetDecision().GetDegraded():
+			code = "degraded"
+		}
+		r.samples = append(r.samples, sample{sched, done, code})
+	}
 	if err != nil {
 		st.errs++
 		_ = r.errLat.RecordValue(us)
@@ -152,4 +175,18 @@ func outcomeName(o riskv1.Outcome) string {
 		return "DENY"
 	}
 	return "UNSPECIFIED"
+}
+
+// writeLatencyLog writes one CSV line per request, in scheduled order:
+// the scheduled send time (Unix nanoseconds), when the answer arrived
+// (Unix nanoseconds), the latency in microseconds, and "ok", "degraded" or
+// the error's code.
+func writeLatencyLog(w io.Writer, samples []sample) error {
+	sort.Slice(samples, func(i, j int) bool { return samples[i].sched.Before(samples[j].sched) })
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "sched_unix_ns,done_unix_ns,latency_us,result")
+	for _, s := range samples {
+		fmt.Fprintf(bw, "%d,%d,%d,%s\n", s.sched.UnixNano(), s.done.UnixNano(), s.done.Sub(s.sched).Microseconds(), s.code)
+	}
+	return bw.Flush()
 }

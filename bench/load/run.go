@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,11 @@ type Options struct {
 	// Progress, when set, is called about once a second with the counts so
 	// far; it must return quickly.
 	Progress func(Progress)
+	// LatencyLog, when set, receives one CSV line per request of the
+	// measured window once the run ends (WriteLatencyLog's format), to line
+	// latency up with the server's own logs (GC, flushes, compactions) at a
+	// finer grain than the report's per-second timeline.
+	LatencyLog io.Writer
 }
 
 // Progress is a running count, for a human watching a long run.
@@ -219,6 +225,7 @@ func Run(ctx context.Context, client Evaluator, opts Options) (*Report, error) {
 	measure = start.Add(opts.Warmup)
 	end = measure.Add(opts.Duration)
 	r.rec = newRecorder(measure)
+	r.rec.keep = opts.LatencyLog != nil
 	stopProgress := r.progress(ctx, start)
 	close(gate)
 	wg.Wait()
@@ -234,7 +241,13 @@ func Run(ctx context.Context, client Evaluator, opts Options) (*Report, error) {
 		}
 	}
 	stopProgress()
-	return r.report(measure, end), nil
+	rep := r.report(measure, end)
+	if opts.LatencyLog != nil {
+		if err := writeLatencyLog(opts.LatencyLog, r.rec.samples); err != nil {
+			return rep, fmt.Errorf("load: latency log: %w", err)
+		}
+	}
+	return rep, nil
 }
 
 // slots is how many requests the timetable schedules in the first d.

@@ -67,6 +67,7 @@ type config struct {
 	target                   string
 	compareFloor, overload   bool
 	out, plots               string
+	latencyLog               string
 	runID                    string
 	quiet                    bool
 	listen                   string
@@ -132,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.overload, "overload", false, "overload run: needs --rate above capacity; reports accepted vs shed (defaults --max-inflight 2048 --max-lag 200ms)")
 	fs.StringVar(&c.out, "out", "", "write the JSON report here")
 	fs.StringVar(&c.plots, "plots", "", "write PREFIX-latency-time.svg and PREFIX-percentiles.svg (default: next to --out)")
+	fs.StringVar(&c.latencyLog, "latency-log", "", "write every measured request (scheduled send time, arrival, latency, result) as CSV to PREFIX-TARGET.csv, to line it up with the server's logs")
 	fs.StringVar(&c.runID, "run-id", "", "prefix of every event id (default: random)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no per-second progress on stderr")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:18081", "serve-floor: address to listen on")
@@ -291,8 +293,21 @@ func measure(ctx context.Context, c config, src load.Source, target, runID strin
 				phase, p.Elapsed.Seconds(), p.OK, p.Errors, p.Dropped, float64(p.LastSecondUS)/1000)
 		}
 	}
+	var logFile *os.File
+	if c.latencyLog != "" {
+		if logFile, err = os.Create(c.latencyLog + "-" + target + ".csv"); err != nil {
+			return nil, err
+		}
+		defer logFile.Close()
+		opts.LatencyLog = logFile
+	}
 	fmt.Fprintf(stderr, "riskbench: %s at %s, %s\n", target, url, opts.Describe())
 	rep, err := load.Run(ctx, client, opts)
+	if err == nil && logFile != nil {
+		if err = logFile.Close(); err == nil {
+			fmt.Fprintln(stderr, "riskbench: latency log:", logFile.Name())
+		}
+	}
 	if !c.quiet {
 		fmt.Fprintln(stderr)
 	}

@@ -23,7 +23,7 @@ func TestFloorCommandWritesReportAndPlots(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			out := filepath.Join(dir, "r.json")
-			args := append(tc.args, "--duration", "300ms", "--warmup", "0s", "--quiet", "--out", out)
+			args := append(tc.args, "--duration", "300ms", "--warmup", "0s", "--quiet", "--out", out, "--latency-log", filepath.Join(dir, "lat"))
 			var stdout, stderr bytes.Buffer
 			if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 				t.Fatalf("%v\n%s", err, stderr.String())
@@ -46,6 +46,9 @@ func TestFloorCommandWritesReportAndPlots(t *testing.T) {
 				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 					t.Errorf("plot %s: %v", f, err)
 				}
+			}
+			if lat, err := os.ReadFile(filepath.Join(dir, "lat-floor.csv")); err != nil || int64(bytes.Count(lat, []byte("\n"))) != 1+o.Runs[0].Requests.Sent {
+				t.Errorf("latency log: %v, %d lines for %d requests", err, bytes.Count(lat, []byte("\n")), o.Runs[0].Requests.Sent)
 			}
 		})
 	}
