@@ -648,11 +648,12 @@ func (x *delta) addTo(st *state) {
 // Apply reads every applicable feature for ev as of its time, from the
 // events applied before it, then adds ev: to memory at once, and as one
 // delta record into b (writeback.go), which a flush merges into the state
-// keys once b has committed. Concurrent Apply calls on the same keys serialize, so
-// each sees the others either wholly or not at all. Call Done with the
-// returned Pending once b's commit succeeded or failed (a flush waits for
-// it); on error nothing was changed. A scratch store takes no batch (b is ignored) and returns a
-// nil Pending: there is no commit to wait for.
+// keys once b has committed. Concurrent Apply calls on the same keys
+// serialize, so each sees the others either wholly or not at all. Call
+// Done with the returned Pending once b's commit succeeded or failed (a
+// flush waits for it); on error nothing was changed. A scratch store takes
+// no batch (b is ignored) and returns a nil Pending: there is no commit to
+// wait for.
 func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error) {
 	return s.ApplyTo(nil, ev, b)
 }
