@@ -23,12 +23,12 @@ import (
 
 // Default is riskd's soft limit when neither a setting nor GOMEMLIMIT gives
 // one. With a 1M-account, 1M-device population the live heap was 260-375 MiB
-// and Pebble held 266 MiB of C memory (block cache and two memtables): at
-// 768 MiB the limit never bound (the Go runtime peaked at 515-754 MiB,
-// resident at 1,015-1,186 MiB); at 512 MiB it held the runtime near 495 MiB
-// and, with mallocarenas, the process peaked at 821-885 MiB, for about the
-// same GC CPU (2.9-4.2 %). A larger population needs a larger limit: past
-// the limit the collector may take up to half the CPU.
+// and Pebble held 266 MiB of C memory (block cache and two memtables): under
+// a 768 MiB limit the Go runtime still reached 515-754 MiB at the peak and
+// the process 991-1,186 MiB; under 512 MiB the runtime stayed at 493-542 MiB
+// and, with mallocarenas, the process peaked at 821-885 MiB, for GC CPU of
+// 2.3-4.2 % against 3.1-3.3 %. A larger population needs a larger limit:
+// once the live heap nears it, the collector may take up to half the CPU.
 const Default int64 = 512 << 20
 
 // Min is the smallest limit accepted from a setting other than GOMEMLIMIT:
