@@ -3,20 +3,24 @@
 # with the CPU each server process spent per answered request (user+sys from
 # /proc), which a shared, loaded machine distorts far less than req/s.
 #
-#   bench/connect/run.sh [--clients 64] [--duration 10s]
+#   bench/connect/run.sh [--clients 64] [--duration 10s] [--trace]
 #
 # Builds riskd and riskbench, starts riskd on a fresh data dir and a
 # `riskbench serve-floor` process, then: closed loop on riskd, closed loop on
 # the floor (same clients), open loop on riskd at half its closed-loop rate.
 # Stops both servers by pid on exit. Reports land in $OUT (default a temp dir).
+# --trace runs riskd with GODEBUG=gctrace=1, stamps each line riskd logs with
+# its arrival time, keeps the open loop's latency log and lines the two up
+# (bench/connect/spikes.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-clients=64 duration=10s
+clients=64 duration=10s trace=
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--clients) clients=$2; shift 2 ;;
 	--duration) duration=$2; shift 2 ;;
-	*) echo "usage: $0 [--clients N] [--duration D]" >&2; exit 2 ;;
+	--trace) trace=1; shift ;;
+	*) echo "usage: $0 [--clients N] [--duration D] [--trace]" >&2; exit 2 ;;
 	esac
 done
 out=${OUT:-$(mktemp -d)}
@@ -26,7 +30,15 @@ port=$((20000 + RANDOM % 20000)); fport=$((port + 1))
 pids=()
 stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop EXIT
-"$out/riskd" --listen 127.0.0.1:$port --data-dir "$out/data" >"$out/riskd.log" 2>&1 &
+if [[ -n $trace ]]; then
+	# GC trace lines carry no wall time: stamp every line as it arrives.
+	stamp='import sys, time
+for line in sys.stdin.buffer:
+    sys.stdout.write("%d %s" % (time.time_ns(), line.decode(errors="replace"))); sys.stdout.flush()'
+	GODEBUG=gctrace=1 "$out/riskd" --listen 127.0.0.1:$port --data-dir "$out/data" 2> >(python3 -c "$stamp" >"$out/riskd.log") >/dev/null &
+else
+	"$out/riskd" --listen 127.0.0.1:$port --data-dir "$out/data" >"$out/riskd.log" 2>&1 &
+fi
 pids+=($!); rpid=$!
 "$out/riskbench" serve-floor --listen 127.0.0.1:$fport >"$out/floor.log" 2>&1 &
 pids+=($!); fpid=$!
@@ -55,7 +67,8 @@ echo "floor  closed loop, $clients clients: $frate ok/s, p50 $fp50 ms, p99 $fp99
 echo "riskd / floor: throughput $(echo "scale=3; $rate / $frate" | bc); server CPU per request $(echo "scale=2; $riskd_cpu / $floor_cpu" | bc)x"
 
 half=$(( ${rate%.*} / 2 ))
-bench --server http://127.0.0.1:$port --rate "$half" --out "$out/riskd-open.json" >"$out/riskd-open.txt"
+bench --server http://127.0.0.1:$port --rate "$half" --out "$out/riskd-open.json" ${trace:+--latency-log "$out/open"} >"$out/riskd-open.txt"
 read -r on orate op50 op99 oerrs < <(jq_ok "$out/riskd-open.json")
 echo "riskd  open loop at $half/s: $orate ok/s, p50 $op50 ms, p99 $op99 ms, errors $oerrs"
+[[ -z $trace ]] || python3 bench/connect/spikes.py "$out"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg); reports in $out"
