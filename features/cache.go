@@ -34,9 +34,11 @@ type periodState struct {
 	// delta holds the deltas of the write-back epochs of each parity that
 	// no flush has taken yet (writeback.go); dirty counts the slots
 	// created and not yet committed by a flush. A dirty period is never
-	// dropped: the disk does not have it all.
+	// dropped: the disk does not have it all. The flush of epoch f takes
+	// delta[f&1] without the stripe lock: every Apply that wrote it has
+	// settled, and later ones write the other slot.
 	delta [2]*state
-	dirty int
+	dirty atomic.Int32
 }
 
 // newEntry returns an empty entry with room for maxPeriods periods in the
@@ -76,7 +78,7 @@ func (e *entry) add(ps *periodState, keep1, keep2 int64) {
 	for len(e.per) >= maxPeriods {
 		drop := -1
 		for i, x := range e.per {
-			if x.p != keep1 && x.p != keep2 && x.dirty == 0 && (drop < 0 || x.p < e.per[drop].p) {
+			if x.p != keep1 && x.p != keep2 && x.dirty.Load() == 0 && (drop < 0 || x.p < e.per[drop].p) {
 				drop = i
 			}
 		}

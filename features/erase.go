@@ -63,6 +63,10 @@ func (s *Store) SubjectKeys(entities []string, fn func(key, value []byte) error)
 	if err := s.Flush(); err != nil {
 		return err
 	}
+	return s.subjectKeys(entities, fn)
+}
+
+func (s *Store) subjectKeys(entities []string, fn func(key, value []byte) error) error {
 	want := make(map[string]bool, len(entities))
 	for _, e := range entities {
 		if e != "" {
@@ -106,8 +110,18 @@ func (s *Store) SubjectKeys(entities []string, fn func(key, value []byte) error)
 // sets (the account, under every key in use).
 func (s *Store) Erase(entities, members []string) (EraseReport, error) {
 	var rep EraseReport
+	if s.scratch {
+		return rep, ErrScratch
+	}
+	// No flush runs until the erasure is done: eraseKey clears deltas that
+	// a flush would otherwise be taking without the stripe lock.
+	s.wb.flushMu.Lock()
+	defer s.wb.flushMu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		return rep, err
+	}
 	var del [][]byte
-	if err := s.SubjectKeys(entities, func(k, _ []byte) error {
+	if err := s.subjectKeys(entities, func(k, _ []byte) error {
 		del = append(del, append([]byte(nil), k...))
 		return nil
 	}); err != nil {

@@ -160,7 +160,7 @@ func (s *Store) deltaOf(w *work, p *plan, epoch uint64) *state {
 	}
 	d := deltaPool.Get().(*state)
 	ps.delta[epoch&1] = d
-	ps.dirty++
+	ps.dirty.Add(1)
 	s.cache.pin(p.h, p.e)
 	w.dirty = append(w.dirty, dirtySlot{e: p.e, ps: ps, h: p.h, si: p.si})
 	return d
@@ -197,9 +197,14 @@ func (s *Store) Flush() error {
 	if s.scratch {
 		return nil
 	}
+	s.wb.flushMu.Lock()
+	defer s.wb.flushMu.Unlock()
+	return s.flushLocked()
+}
+
+// flushLocked is Flush with wb.flushMu held.
+func (s *Store) flushLocked() error {
 	wb := &s.wb
-	wb.flushMu.Lock()
-	defer wb.flushMu.Unlock()
 	if wb.failed.Load() {
 		return s.rebuild()
 	}
@@ -228,10 +233,7 @@ func (s *Store) Flush() error {
 		return fmt.Errorf("features: flush: %w", err)
 	}
 	for _, x := range slots {
-		mu := &s.locks[x.h%stripes]
-		mu.Lock()
-		x.ps.dirty--
-		mu.Unlock()
+		x.ps.dirty.Add(-1)
 		s.cache.release(x.h, x.e)
 	}
 	wb.flushes.Add(1)
@@ -261,11 +263,11 @@ func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) (merged int, err er
 	marker := keys.AppendUint64(nil, end)
 	parts, inBatch := uint64(0), 0
 	for i, x := range slots {
-		mu := &s.locks[x.h%stripes]
-		mu.Lock()
+		// No stripe lock (see periodState): a flush that waited for one
+		// behind Applies holding a dozen stripes while they read Pebble
+		// stalled evaluations for tens of milliseconds.
 		d := x.ps.delta[f&1]
 		x.ps.delta[f&1] = nil
-		mu.Unlock()
 		if val, err = d.encode(val[:0]); err != nil {
 			return merged, err
 		}
