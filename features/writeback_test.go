@@ -14,19 +14,10 @@ import (
 )
 
 // deltaRecords counts the delta records on disk.
-func deltaRecords(t *testing.T, db *pebble.DB) int {
-	t.Helper()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureDelta}, UpperBound: []byte{keys.FeatureDelta + 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	return n
-}
+func deltaRecords(t *testing.T, db *pebble.DB) int { return countPrefix(t, db, keys.FeatureDelta) }
+
+// stateKeys counts the feature state keys on disk.
+func stateKeys(t *testing.T, db *pebble.DB) int { return countPrefix(t, db, keys.FeatureState) }
 
 // TestWriteBackExactlyOnce applies committed events over a few accounts,
 // flushing and crashing (reopening the DB under an abandoned store) at
@@ -135,20 +126,6 @@ func TestFlushCoversOnlySettledEvents(t *testing.T) {
 	if st := s.Stats(); st.DeltasWaiting == 0 {
 		t.Fatalf("stats: no delta waiting after an Apply: %+v", st)
 	}
-}
-
-func stateKeys(t *testing.T, db *pebble.DB) int {
-	t.Helper()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureState}, UpperBound: []byte{keys.FeatureState + 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	return n
 }
 
 // TestOpenRefusesCorruptDeltaRecord: a record that does not decode stops
