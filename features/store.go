@@ -688,19 +688,20 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 	if b == nil {
 		return nil, nil, errors.New("features: Apply needs a batch")
 	}
-	epoch, err := s.wb.enter()
-	if err != nil {
-		return nil, nil, err
-	}
-	pend := &Pending{epoch: epoch}
 	s.lock(w)
 	if err := s.loadAll(w, true); err != nil {
 		s.unlock(w)
-		s.wb.mu.RUnlock()
-		s.Done(pend, true) // nothing was changed
 		return nil, nil, err
 	}
 	s.readAll(w, ev)
+	// Only the in-memory update is in the write-back epoch: the reads from
+	// Pebble above do not hold up a flush's cut.
+	epoch, err := s.wb.enter()
+	if err != nil {
+		s.unlock(w)
+		return nil, nil, err
+	}
+	pend := &Pending{epoch: epoch}
 	w.rec, w.dirty = w.rec[:0], w.dirty[:0]
 	s.updateAll(w, ev, epoch)
 	s.unlock(w)
@@ -740,13 +741,8 @@ func (s *Store) updateAll(w *work, ev *event.Event, epoch uint64) {
 	}
 }
 
-// readLocked reads w's plans with the stripes locked and, for a store
-// on a DB, out of a rebuild's way.
+// readLocked reads w's plans with the stripes locked.
 func (s *Store) readLocked(w *work, ev *event.Event) error {
-	if !s.scratch {
-		s.wb.mu.RLock()
-		defer s.wb.mu.RUnlock()
-	}
 	s.lock(w)
 	defer s.unlock(w)
 	if err := s.loadAll(w, false); err != nil {

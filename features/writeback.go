@@ -48,8 +48,10 @@ var ErrRebuilding = errors.New("features: rebuilding state after a failed commit
 
 // writeBack is a Store's write-back bookkeeping.
 type writeBack struct {
-	// mu orders Applies (read-locked from their epoch to their delta
-	// record's sequence) against a flush's cut and a rebuild (locked).
+	// mu orders Applies' in-memory updates (read-locked from their epoch
+	// to their delta record's sequence, after their stripe locks and their
+	// reads) against a flush's cut and a rebuild (locked, holding no
+	// stripe lock).
 	mu       sync.RWMutex
 	epoch    uint64            // guarded by mu
 	inflight [2]sync.WaitGroup // Applies of the epochs of each parity not yet Done
@@ -136,9 +138,9 @@ func (wb *writeBack) fail() {
 	}
 }
 
-// enter starts an Apply: it read-locks wb.mu, counts the Apply in flight
-// and returns its epoch. It fails while the store waits to be rebuilt, so
-// that the Applies in flight drain. (Reads just read-lock wb.mu.)
+// enter starts an Apply's update: it read-locks wb.mu, counts the Apply in
+// flight and returns its epoch. It fails while the store waits to be
+// rebuilt, so that the Applies in flight drain.
 func (wb *writeBack) enter() (uint64, error) {
 	wb.mu.RLock()
 	if wb.failed.Load() {
@@ -331,22 +333,30 @@ func putDelta(d *state) {
 func (s *Store) rebuild() error {
 	wb := &s.wb
 	// Every Apply that counted itself in flight did so before this barrier;
-	// every later one sees failed and gives up.
+	// every later one sees failed and changes nothing.
 	wb.mu.Lock()
 	wb.mu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 	wb.inflight[0].Wait()
 	wb.inflight[1].Wait()
-	wb.mu.Lock()
-	defer wb.mu.Unlock()
+	if err := s.mergeDeltaLog(); err != nil {
+		return err
+	}
+	// Under every stripe lock, so that no read still loading state from
+	// before the merge puts it back afterwards.
+	for i := range s.locks {
+		s.locks[i].Lock()
+	}
 	wb.dirtyMu.Lock()
 	wb.dirty = nil
 	wb.dirtyMu.Unlock()
 	s.cache.clear()
-	if err := s.mergeDeltaLog(); err != nil {
-		return err
+	for i := range s.locks {
+		s.locks[i].Unlock()
 	}
+	wb.mu.Lock()
 	wb.epoch++
 	wb.failed.Store(false)
+	wb.mu.Unlock()
 	wb.rebuilds.Add(1)
 	return nil
 }
