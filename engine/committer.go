@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,9 +160,14 @@ func (c *committer) commitDecision(deadline time.Time, b *pebble.Batch, p *decis
 	case <-t.C:
 		// The committer still owns r and will answer on r.done: r is not
 		// recycled.
-		return context.DeadlineExceeded
+		return errStillCommitting
 	}
 }
+
+// errStillCommitting is commitDecision's answer when its deadline passed
+// after the committer took the request: the write lands unless the commit
+// fails. Every other error means it did not and will not land.
+var errStillCommitting = fmt.Errorf("engine: still committing at the deadline: %w", context.DeadlineExceeded)
 
 // reset clears what a recycled request must not keep.
 func (r *commitReq) reset() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/decisions"
@@ -35,6 +36,10 @@ type run struct {
 	call    *call
 	res     result        // the pipeline's, once out is signalled
 	out     chan struct{} // buffered: the pipeline never waits on it
+	// late, set by the overrun path before it claims the event, carries
+	// its answer to the pipeline when recording it failed (nil when it
+	// landed or still may), so that the pipeline records it instead.
+	late chan *riskv1.Decision
 }
 
 const (
@@ -123,12 +128,19 @@ func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byt
 		return r.res.d, r.res.err, false
 	case <-t.C:
 	}
+	r.late = make(chan *riskv1.Decision, 1)
 	if r.claim() {
 		d := e.newDecision(ev, stored, e.clock.Now())
 		e.degrade(d, ev.Type, "budget exceeded before a decision")
 		e.log.Warn("evaluate overran its budget", "event_type", ev.Type.String(), "budget", e.opts.Budget)
-		if err := e.record(deadline, d, ev, stored, key, nil); err != nil {
-			d.DegradedReason += "; not recorded: " + err.Error()
+		err := e.record(deadline, d, ev, stored, key, nil)
+		var unrecorded *riskv1.Decision
+		if err != nil && !errors.Is(err, errStillCommitting) {
+			unrecorded = proto.Clone(d).(*riskv1.Decision) // d goes to the caller
+		}
+		r.late <- unrecorded
+		if err != nil {
+			d.DegradedReason += "; not recorded yet: " + err.Error()
 		}
 		return d, nil, false
 	}
@@ -267,14 +279,19 @@ func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arr
 	d.Latency = durationPB(time.Since(arrived))
 
 	if mine = r.claim(); !mine {
-		// The overrun path answered and recorded the fail mode, with the
-		// event but not its features: commit those now, so that the event
-		// counts (overload must not blind the velocity features) and the
-		// features' flush, which waits for this Apply, goes on.
+		// The overrun path answered with the fail mode and recorded it with
+		// the event but without its features: commit those now, so that the
+		// event counts (overload must not blind the velocity features) and
+		// the features' flush, which waits for this Apply, goes on. When
+		// the overrun path could not record its answer, record it here with
+		// them, so that a retry returns it and the event counts once.
 		var err error
-		if b.Empty() {
+		switch unrecorded := <-r.late; {
+		case unrecorded != nil:
+			err = e.record(time.Now().Add(time.Hour), unrecorded, ev, stored, key, b)
+		case b.Empty():
 			_ = b.Close()
-		} else {
+		default:
 			err = e.committer.commit(context.Background(), b, nil)
 		}
 		e.features.Done(pending, err == nil)

@@ -3,11 +3,15 @@ package engine
 import (
 	"context"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/features"
@@ -100,5 +104,87 @@ func TestEvaluateRecordsWhatItReturns(t *testing.T) {
 	}
 	if n != len(events) {
 		t.Errorf("event log holds %d events, want %d", n, len(events))
+	}
+}
+
+// An evaluation that overruns its budget still counts in the features: the
+// caller gets the fail mode at once, and the pipeline commits the event's
+// feature updates when it finishes, so overload does not blind velocity
+// features.
+func TestOverrunEventsCountInFeatures(t *testing.T) {
+	e := openBenchEngine(t, func(o *Options) { o.Budget = 300 * time.Microsecond; o.MaxInFlight = 4096 })
+	const n = 300
+	at := time.Now()
+	login := func(id string, t time.Time) *riskv1.Event {
+		return &riskv1.Event{
+			EventId: id, Type: riskv1.EventType_EVENT_TYPE_LOGIN, OccurredAt: timestamppb.New(t), AccountId: "acct-overrun",
+			Device:  &riskv1.Device{DeviceId: "dev-overrun"},
+			Network: &riskv1.Network{Ip: "198.51.100.7"},
+			Login:   &riskv1.Login{Success: false, Method: "password"},
+		}
+	}
+	var wg sync.WaitGroup
+	var overran atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			d, err := e.Evaluate(context.Background(), login("overrun-"+strconv.Itoa(i), at.Add(-time.Duration(n-i)*time.Millisecond)))
+			if err != nil {
+				t.Errorf("event %d: %v", i, err)
+				return
+			}
+			if strings.HasPrefix(d.GetDegradedReason(), "budget exceeded before a decision") {
+				overran.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if overran.Load() == 0 {
+		t.Fatal("no evaluation overran its budget: the test exercised nothing")
+	}
+	probe, _, err := e.norm.Normalize(login("probe", at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := e.Features().Catalog().Index("login_failures_account_10m")
+	var got int64
+	// The overrun pipelines finish after their callers were answered.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		v, err := e.Features().Read(probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = v[idx].Int; got == n {
+			break
+		}
+	}
+	if got != n {
+		t.Fatalf("%d of %d failed logins counted (%d overran their budget)", got, n, overran.Load())
+	}
+	// Each was recorded, once the writes still committing land: a retry
+	// then returns the stored decision and counts nothing.
+	for i := range n {
+		id := "overrun-" + strconv.Itoa(i)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+			_, seen, err := e.lookupSeen(e.seenKey(id), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("event %d was never recorded", i)
+			}
+		}
+		if _, err := e.Evaluate(context.Background(), login(id, at.Add(-time.Duration(n-i)*time.Millisecond))); err != nil {
+			t.Fatalf("retry of event %d: %v", i, err)
+		}
+	}
+	v, err := e.Features().Read(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v[idx].Int != n {
+		t.Fatalf("after retrying every event: %d failed logins, want %d", v[idx].Int, n)
 	}
 }
