@@ -468,10 +468,20 @@ func TestMetricsAndProfiles(t *testing.T) {
 		`riskd_rule_evaluations_total{mode="active",rule_id="ato.new_device_after_failures"}`,
 		`riskd_pebble_compactions_total`,
 		`riskd_request_duration_seconds_bucket`,
+		// The login's states were not in memory: read (or found absent).
+		`riskd_feature_state_loads_total`,
+		`riskd_feature_state_hits_total`,
+		`riskd_feature_flushes_total`,
+		`riskd_feature_deltas_merged_total`,
+		`riskd_feature_deltas_waiting`,
+		`riskd_feature_rebuilds_total 0`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	if strings.Contains(string(body), "riskd_feature_state_loads_total 0\n") {
+		t.Errorf("/metrics counts no feature state loads after an evaluation of a new account")
 	}
 	for _, tc := range []struct {
 		token string

@@ -101,11 +101,19 @@ var (
 	descMemtable    = prometheus.NewDesc("riskd_pebble_memtable_bytes", "Pebble memtable size.", nil, nil)
 	descDiskUsage   = prometheus.NewDesc("riskd_pebble_disk_usage_bytes", "Bytes the store takes on disk.", nil, nil)
 	descReadAmp     = prometheus.NewDesc("riskd_pebble_read_amplification", "Pebble read amplification.", nil, nil)
+
+	descFeatureHits     = prometheus.NewDesc("riskd_feature_state_hits_total", "Feature state periods found in the hot-state cache.", nil, nil)
+	descFeatureLoads    = prometheus.NewDesc("riskd_feature_state_loads_total", "Feature state periods not in the cache, read from Pebble.", nil, nil)
+	descFeatureFlushes  = prometheus.NewDesc("riskd_feature_flushes_total", "Feature write-back flushes.", nil, nil)
+	descFeatureMerged   = prometheus.NewDesc("riskd_feature_deltas_merged_total", "Merge operands the feature flushes wrote.", nil, nil)
+	descFeatureWaiting  = prometheus.NewDesc("riskd_feature_deltas_waiting", "Feature deltas waiting for the next flush.", nil, nil)
+	descFeatureRebuilds = prometheus.NewDesc("riskd_feature_rebuilds_total", "Feature store rebuilds after a failed commit.", nil, nil)
 )
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descCompactions, descCacheHits,
-		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp} {
+		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp,
+		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
 		ch <- d
 	}
 }
@@ -124,6 +132,13 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(pm.MemTable.Size))
 	ch <- prometheus.MustNewConstMetric(descDiskUsage, prometheus.GaugeValue, float64(pm.DiskSpaceUsage()))
 	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(pm.ReadAmp()))
+	fs := c.eng.Features().Stats()
+	ch <- prometheus.MustNewConstMetric(descFeatureHits, prometheus.CounterValue, float64(fs.PeriodHits))
+	ch <- prometheus.MustNewConstMetric(descFeatureLoads, prometheus.CounterValue, float64(fs.PeriodLoads))
+	ch <- prometheus.MustNewConstMetric(descFeatureFlushes, prometheus.CounterValue, float64(fs.Flushes))
+	ch <- prometheus.MustNewConstMetric(descFeatureMerged, prometheus.CounterValue, float64(fs.DeltasMerged))
+	ch <- prometheus.MustNewConstMetric(descFeatureWaiting, prometheus.GaugeValue, float64(fs.DeltasWaiting))
+	ch <- prometheus.MustNewConstMetric(descFeatureRebuilds, prometheus.CounterValue, float64(fs.Rebuilds))
 }
 
 // metricsInterceptor counts and times every RPC.
