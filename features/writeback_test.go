@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/internal/clock"
 	"github.com/riskd/riskd/internal/keys"
 )
@@ -216,4 +217,45 @@ func countPrefix(t *testing.T, db *pebble.DB, p byte) int {
 		n++
 	}
 	return n
+}
+
+// TestRotationStateCountsOnceAfterFlush: during a pseudonym-key rotation a
+// period's memory holds the state read under the old key too, which its own
+// key does not have: what a flush writes under the new key must leave the
+// old key's state counted once when the period is read back from disk.
+func TestRotationStateCountsOnceAfterFlush(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	defer func() { db.Close() }()
+	clk := clock.NewFake(base)
+	at := base.Add(time.Hour)
+	s := openStore(t, db, clk, Options{})
+	for range 2 {
+		apply(t, s, db, mkEvent(at, "old", login(false)), true)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The account's pseudonym under the new key is pa:new; pa:old under the old.
+	aliases := func(ev *event.Event) []event.Pseudonyms {
+		if ev.P.Account == "pa:new" {
+			return []event.Pseudonyms{{Account: "pa:old"}}
+		}
+		return nil
+	}
+	s = openStore(t, db, clk, Options{Aliases: aliases})
+	for range 2 {
+		apply(t, s, db, mkEvent(at, "new", login(false)), true)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, db, clk, Options{Aliases: aliases}) // state read back from disk
+	v, err := s.Read(mkEvent(at.Add(time.Second), "new", login(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != 4 {
+		t.Fatalf("after the flush: %d failures, want 4 (2 under the old key, 2 under the new)", got)
+	}
 }
