@@ -191,7 +191,8 @@ func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
 	mu := &s.locks[h%stripes]
 	mu.Lock()
 	defer mu.Unlock()
-	var mem *state // the period in memory, if loaded
+	defer s.diskGen.Add(1) // under the lock, after the write
+	var mem *state         // the period in memory, if loaded
 	var ps *periodState
 	if e := s.cache.get(h, id, key[11:]); e != nil {
 		if ps = e.findPeriod(keys.Time(key[3:11])); ps != nil {

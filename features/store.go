@@ -88,6 +88,12 @@ type Store struct {
 	wb       writeBack
 
 	hits, loads atomic.Int64 // periods found in memory, read from the DB (Stats)
+
+	// diskGen counts the writes of state keys (flushes, erasures, sweeps,
+	// rebuilds); a period preload read before one of them is read again.
+	// Each writer adds to it after its write is on disk and before a
+	// period it wrote can leave memory.
+	diskGen atomic.Uint64
 }
 
 // Open returns a Store over opts.DB.
@@ -176,6 +182,9 @@ type plan struct {
 	res    stateRead
 	curKey []byte
 	key    []byte // scratch for period keys on a cache miss
+	// pre: the periods (current, previous) preload read from the DB
+	// without the stripe locks, for an entity not in memory then.
+	pre [2]*periodState
 }
 
 type stateRead struct {
@@ -195,6 +204,7 @@ type work struct {
 	rec     []byte      // the event's delta record (writeback.go)
 	key     []byte      // its key
 	dirty   []dirtySlot // the delta slots the event created
+	gen     uint64      // Store.diskGen when preload began
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -252,6 +262,9 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 		w.plans = make([]plan, len(states))
 	}
 	w.plans = w.plans[:len(states)]
+	for i := range w.plans {
+		w.plans[i].pre = [2]*periodState{} // a pooled work's, of another event
+	}
 	if cap(w.filters) < len(s.cat.filters) {
 		w.filters = make([]int8, len(s.cat.filters))
 	}
@@ -379,12 +392,29 @@ func periodsOf(st *stateDef, hi int64) (cur, prev int64, needPrev bool) {
 
 // loadPeriod returns period per of e, reading it from the DB (and the
 // rotation's old keys) when it is not in memory.
-func (s *Store) loadPeriod(p *plan, st *stateDef, e *entry, per int64, keep int64, alias [][]byte) (*periodState, error) {
+func (s *Store) loadPeriod(w *work, p *plan, st *stateDef, e *entry, per int64, keep int64, alias [][]byte) (*periodState, error) {
 	if x := e.findPeriod(per); x != nil {
 		p.hits++
 		return x, nil
 	}
 	p.loads++
+	for _, ps := range p.pre {
+		if ps != nil && ps.p == per && s.diskGen.Load() == w.gen {
+			e.add(ps, per, keep)
+			return ps, nil
+		}
+	}
+	ps, err := s.readPeriod(p, st, per, alias)
+	if err != nil {
+		return nil, err
+	}
+	e.add(ps, per, keep)
+	return ps, nil
+}
+
+// readPeriod reads period per of the plan's state from the DB (and the
+// rotation's old keys).
+func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte) (*periodState, error) {
 	ps := &periodState{p: per}
 	p.key = s.appendKey(p.key[:0], st, per, p.ent)
 	v, closer, err := s.db.Get(p.key)
@@ -402,8 +432,45 @@ func (s *Store) loadPeriod(p *plan, st *stateDef, e *entry, per int64, keep int6
 	if err := s.mergeAliases(&ps.st, p.key, alias); err != nil {
 		return nil, err
 	}
-	e.add(ps, per, keep)
 	return ps, nil
+}
+
+// afterPreload, when set (by tests), runs between an Apply's preload and
+// its taking the stripe locks.
+var afterPreload func()
+
+// preload reads from the DB, before the stripe locks are taken, the periods
+// of every plan whose entity is not in memory, so that an Apply does not
+// hold a dozen stripes (and every evaluation waiting for one of them)
+// while it reads Pebble. loadAll uses what it read unless the entity came
+// into memory meanwhile or a write of state keys landed since (diskGen).
+// An entity in memory is left to loadAll: its periods are guarded by the
+// stripe lock, and a period missing there (a new period) is rare.
+func (s *Store) preload(w *work) error {
+	w.gen = s.diskGen.Load()
+	for si := range w.plans {
+		p := &w.plans[si]
+		p.pre = [2]*periodState{}
+		if !p.ok {
+			continue
+		}
+		st := s.cat.states[si]
+		if s.cache.get(p.h, st.id, p.ent) != nil {
+			continue
+		}
+		curP, prevP, needPrev := periodsOf(st, p.hi)
+		alias := w.aliasesOf(si)
+		var err error
+		if p.pre[0], err = s.readPeriod(p, st, curP, alias); err != nil {
+			return err
+		}
+		if needPrev {
+			if p.pre[1], err = s.readPeriod(p, st, prevP, alias); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // loadAll fetches the state every applicable plan reads: one cache lookup
@@ -433,14 +500,14 @@ func (s *Store) loadAll(w *work, write bool) error {
 			prevP = curP
 		}
 		alias := w.aliasesOf(si)
-		ps, err := s.loadPeriod(p, st, e, curP, prevP, alias)
+		ps, err := s.loadPeriod(w, p, st, e, curP, prevP, alias)
 		if err != nil {
 			return err
 		}
 		p.curPS, p.cur = ps, &ps.st
 		p.prev = nil
 		if needPrev {
-			if ps, err = s.loadPeriod(p, st, e, prevP, curP, alias); err != nil {
+			if ps, err = s.loadPeriod(w, p, st, e, prevP, curP, alias); err != nil {
 				return err
 			}
 			p.prev = &ps.st
@@ -452,6 +519,7 @@ func (s *Store) loadAll(w *work, write bool) error {
 	var hits, loads int
 	for i := range w.plans {
 		hits, loads = hits+w.plans[i].hits, loads+w.plans[i].loads
+		w.plans[i].pre = [2]*periodState{}
 	}
 	s.hits.Add(int64(hits))
 	s.loads.Add(int64(loads))
@@ -688,6 +756,12 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 	if b == nil {
 		return nil, nil, errors.New("features: Apply needs a batch")
 	}
+	if err := s.preload(w); err != nil {
+		return nil, nil, err
+	}
+	if afterPreload != nil {
+		afterPreload()
+	}
 	s.lock(w)
 	if err := s.loadAll(w, true); err != nil {
 		s.unlock(w)
@@ -743,6 +817,11 @@ func (s *Store) updateAll(w *work, ev *event.Event, epoch uint64) {
 
 // readLocked reads w's plans with the stripes locked.
 func (s *Store) readLocked(w *work, ev *event.Event) error {
+	if !s.scratch {
+		if err := s.preload(w); err != nil {
+			return err
+		}
+	}
 	s.lock(w)
 	defer s.unlock(w)
 	if err := s.loadAll(w, false); err != nil {
@@ -951,6 +1030,7 @@ func (s *Store) Sweep(now time.Time) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("features: sweep: %w", err)
 	}
+	s.diskGen.Add(1)
 	return nil
 }
 

@@ -234,6 +234,7 @@ func (s *Store) flushLocked() error {
 		wb.fail()
 		return fmt.Errorf("features: flush: %w", err)
 	}
+	s.diskGen.Add(1) // before any period written can leave memory
 	for _, x := range slots {
 		x.ps.dirty.Add(-1)
 		s.cache.release(x.h, x.e)
@@ -350,6 +351,7 @@ func (s *Store) rebuild() error {
 	wb.dirty = nil
 	wb.dirtyMu.Unlock()
 	s.cache.clear()
+	s.diskGen.Add(1)
 	for i := range s.locks {
 		s.locks[i].Unlock()
 	}

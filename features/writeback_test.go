@@ -259,3 +259,46 @@ func TestRotationStateCountsOnceAfterFlush(t *testing.T) {
 		t.Fatalf("after the flush: %d failures, want 4 (2 under the old key, 2 under the new)", got)
 	}
 }
+
+// TestPreloadReadAgainAfterAWrite: an Apply reads the periods of an entity
+// not in memory before it takes the stripe locks; when meanwhile another
+// Apply loaded the entity, added an event, flushed it to disk and lost it
+// from memory again, what was read first is stale and must be read again.
+func TestPreloadReadAgainAfterAWrite(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: 4})
+	at := base.Add(time.Hour)
+	evict := func(tag string) {
+		for i := range 4 {
+			apply(t, s, db, mkEvent(at, fmt.Sprint(tag, i), login(false)), true)
+		}
+		if err := s.Flush(); err != nil { // unpinned, so evictable
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			apply(t, s, db, mkEvent(at, fmt.Sprint(tag, "+", i), login(false)), true)
+		}
+		id := s.cat.states[s.cat.defs[s.cat.Index("login_failures_account_10m")].state].id
+		if s.cache.get(entityHash(id, []byte("pa:a")), id, []byte("pa:a")) != nil {
+			t.Fatalf("a's failures still in memory: the test needs them read from disk")
+		}
+	}
+	for range 2 {
+		apply(t, s, db, mkEvent(at, "a", login(false)), true)
+	}
+	evict("x")
+	afterPreload = func() {
+		afterPreload = nil
+		apply(t, s, db, mkEvent(at, "a", login(false)), true) // the third
+		evict("y")
+	}
+	defer func() { afterPreload = nil }()
+	v := apply(t, s, db, mkEvent(at, "a", login(false)), true)
+	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != 3 {
+		t.Fatalf("the fourth failure read %d earlier ones, want 3", got)
+	}
+	if afterPreload != nil {
+		t.Fatal("the hook did not run")
+	}
+}
