@@ -58,6 +58,7 @@ type writeBack struct {
 	seq      atomic.Uint64     // the latest delta record's sequence
 	dirtyMu  sync.Mutex        // guards dirty
 	dirty    []dirtySlot       // the delta slots of the current epoch
+	spare    []dirtySlot       // guarded by flushMu: the last flush's slots, emptied, for the next epoch
 	maxDirty int
 	failed   atomic.Bool
 	flushMu  sync.Mutex // one flush or rebuild at a time
@@ -217,7 +218,7 @@ func (s *Store) flushLocked() error {
 	end := wb.seq.Load() + 1
 	wb.dirtyMu.Lock()
 	slots := wb.dirty
-	wb.dirty = nil
+	wb.dirty, wb.spare = wb.spare, nil // growing a new one each second cost a kilobyte an event
 	wb.dirtyMu.Unlock()
 	wb.mu.Unlock()
 	wb.inflight[f&1].Wait()
@@ -225,6 +226,7 @@ func (s *Store) flushLocked() error {
 		return s.rebuild()
 	}
 	if len(slots) == 0 { // no Apply wrote in epoch f, so no record is left
+		wb.spare = slots
 		return nil
 	}
 	merged, err := s.mergeSlots(f, end, slots)
@@ -239,6 +241,8 @@ func (s *Store) flushLocked() error {
 		x.ps.dirty.Add(-1)
 		s.cache.release(x.h, x.e)
 	}
+	clear(slots) // no references from the spare
+	wb.spare = slots[:0]
 	wb.flushes.Add(1)
 	wb.merged.Add(int64(merged))
 	return nil
