@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,37 +107,7 @@ func Open(opts Options) (*Engine, error) {
 		// point reads off the disk; see README "Performance".
 		Cache:        pebble.NewCache(256 << 20),
 		MemTableSize: 64 << 20,
-		// Value separation needs this format (the default is Pebble's
-		// oldest); an older store is ratcheted up to it on open, one way:
-		// a Pebble without the format cannot open the store after.
-		FormatMajorVersion: pebble.FormatValueSeparation,
 	}
-	// Decision records (~1.6 KB, the event inside) and stored events
-	// (~0.7 KB) are written once and read back only by id or in time
-	// order; in blob files a compaction moves their handles, not their
-	// bytes. Feature state stays in the sstables, so its point reads take
-	// no blob-file fetch. BenchmarkEvaluate, alternating with the options
-	// before, load 2.4-5.5, 2026-11-28: Pebble's compactions 15-22 -> 9-11
-	// CPU µs an evaluation (profile of the timed part), cpu-µs/op median
-	// 154 -> 143 (6 of 8 pairs lower; the spread of one side is 20-35)
-	// at ENGINE_BENCH_EVENTS=15000 80000x, and 387, 428, 378, 392 -> 374,
-	// 390, 349, 348 at 50000 30000x; BenchmarkBacktest unchanged. The
-	// newer table format costs ~40 more allocations an evaluation at
-	// 50,000 events (a filter slice per sstable iterator).
-	// The cost: a record erased or redacted keeps its old bytes in its
-	// blob file until the file is rewritten (when a fifth of all blob
-	// bytes are garbage) or all its records expire, not just until the
-	// next compaction of its sstable.
-	popts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
-		return pebble.ValueSeparationPolicy{
-			Enabled:               true,
-			MinimumSize:           256,
-			MaxBlobReferenceDepth: 10,
-			RewriteMinimumAge:     5 * time.Minute,
-			TargetGarbageRatio:    0.2,
-		}
-	}
-	popts.Experimental.SpanPolicyFunc = separateRecordValues
 	defer popts.Cache.Unref()
 	features.ConfigureDB(popts) // bloom filters: most state reads miss
 	e.db, err = pebble.Open(opts.DataDir, popts)
@@ -492,25 +461,3 @@ func (e *Engine) degrade(d *riskv1.Decision, t event.Type, why string) {
 }
 
 func durationPB(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
-
-// separatedSpans are the key ranges whose values go to blob files:
-// decision records and stored events (see Open).
-var separatedSpans = [][2][]byte{
-	{{keys.DecisionRecord}, {keys.DecisionRecord + 1}},
-	{{keys.EventRecord}, {keys.EventRecord + 1}},
-}
-
-// separateRecordValues is the store's pebble.SpanPolicyFunc: values in
-// separatedSpans may be separated, every other value stays in place.
-func separateRecordValues(start []byte) (pebble.SpanPolicy, []byte, error) {
-	inPlace := pebble.SpanPolicy{ValueStoragePolicy: pebble.ValueStorageLowReadLatency}
-	for _, sp := range separatedSpans {
-		switch {
-		case bytes.Compare(start, sp[0]) < 0:
-			return inPlace, sp[0], nil
-		case bytes.Compare(start, sp[1]) < 0:
-			return pebble.SpanPolicy{}, sp[1], nil
-		}
-	}
-	return inPlace, nil, nil
-}
