@@ -39,6 +39,9 @@ type periodState struct {
 	// settled, and later ones write the other slot.
 	delta [2]*state
 	dirty atomic.Int32
+	// aliased: st holds state read under a rotation's old keys, which the
+	// period's own key does not have (delta.durableIn).
+	aliased bool
 }
 
 // newEntry returns an empty entry with room for maxPeriods periods in the

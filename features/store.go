@@ -432,6 +432,7 @@ func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte) (*p
 	if err := s.mergeAliases(&ps.st, p.key, alias); err != nil {
 		return nil, err
 	}
+	ps.aliased = len(alias) > 0
 	return ps, nil
 }
 
@@ -641,6 +642,9 @@ func (s *Store) update(w *work, p *plan, ev *event.Event, epoch uint64) {
 	if !ok {
 		return
 	}
+	if !s.scratch && x.durableIn(p.curPS) {
+		return // memory and disk have it already
+	}
 	x.addTo(p.cur)
 	if s.scratch {
 		return
@@ -698,6 +702,33 @@ type delta struct {
 	t    int64  // first_seen: the event's time
 	h    uint64 // distinct: the value's hash
 	v    lastVal
+}
+
+// durableIn reports whether adding x to ps would change nothing, in memory
+// or on disk: an exact distinct set that has the value in x's granule, or
+// a first-seen granule as early as x. Most events repeat their account's
+// device and address, so most such updates are no-ops, and skipping them
+// spares a delta, its record and a merge. Only a period with no delta
+// waiting for a flush (so that memory is what the disk has, not a delta of
+// an event whose commit may still fail) and without a rotation's old-key
+// state (which its own key does not hold) qualifies. Called with the
+// stripe lock.
+func (x *delta) durableIn(ps *periodState) bool {
+	if ps == nil || ps.aliased || ps.dirty.Load() != 0 {
+		return false
+	}
+	st := &ps.st
+	switch x.agg {
+	case AggFirstSeen:
+		for _, f := range st.first {
+			if f.slot == x.slot {
+				return f.t <= x.t
+			}
+		}
+	case AggDistinct:
+		return st.tag == tagDistinct && st.big == nil && st.set[x.h]&(1<<x.slot) != 0
+	}
+	return false
 }
 
 func (x *delta) addTo(st *state) {

@@ -302,3 +302,109 @@ func TestPreloadReadAgainAfterAWrite(t *testing.T) {
 		t.Fatal("the hook did not run")
 	}
 }
+
+// TestRepeatedValuesWriteNoDelta: once a period is on disk, an event that
+// repeats a value its exact distinct sets and first-seen granules hold
+// already writes no delta for them; the values stay exact across a crash.
+func TestRepeatedValuesWriteNoDelta(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	defer func() { db.Close() }()
+	clk := clock.NewFake(base)
+	s := openStore(t, db, clk, Options{})
+	at := base.Add(time.Hour)
+	apply(t, s, db, mkEvent(at, "a", login(true), device("d")), true)
+	first := s.Stats().DeltasWaiting
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, db, mkEvent(at.Add(time.Second), "a", login(true), device("d")), true)
+	again := s.Stats().DeltasWaiting
+	if again == 0 || again >= first {
+		t.Fatalf("the repeat left %d deltas waiting, the first event %d: want fewer, but some (counts)", again, first)
+	}
+	// Crash before a flush: Open merges the repeat's record.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	s = openStore(t, db, clk, Options{})
+	v, err := s.Read(mkEvent(at.Add(2*time.Second), "a", login(true), device("d")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int64{"account_distinct_devices_30d": 1, "device_distinct_accounts_24h": 1} {
+		if got := valueOf(t, s.cat, v, name).Int; got != want {
+			t.Errorf("after the crash %s = %d, want %d", name, got, want)
+		}
+	}
+	if !valueOf(t, s.cat, v, "account_device_seen_before").Bool {
+		t.Errorf("after the crash the device is not seen before")
+	}
+}
+
+// TestRepeatAfterAnUncommittedEventCounts: a value in memory only through
+// an event whose commit is still pending is not durable: a repeat of it
+// must write its own delta, or it is lost when that commit fails.
+func TestRepeatAfterAnUncommittedEventCounts(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{})
+	at := base.Add(time.Hour)
+	apply(t, s, db, mkEvent(at, "a", login(true), device("old")), true)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b1 := db.NewBatch()
+	defer b1.Close()
+	_, p1, err := s.Apply(mkEvent(at.Add(time.Second), "a", login(true), device("d")), b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, db, mkEvent(at.Add(2*time.Second), "a", login(true), device("d")), true)
+	s.Done(p1, false)                 // the first event's commit failed
+	if err := s.Flush(); err != nil { // rebuilds memory from the disk
+		t.Fatal(err)
+	}
+	v, err := s.Read(mkEvent(at.Add(3*time.Second), "a", login(true), device("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := valueOf(t, s.cat, v, "account_distinct_devices_30d").Int; got != 2 {
+		t.Fatalf("account_distinct_devices_30d = %d after the failed commit, want 2 (old and d, from the committed repeat)", got)
+	}
+}
+
+// TestRepeatDuringRotationKeptUnderTheNewKey: during a rotation a value
+// found only under the old key is written under the new one when an event
+// repeats it, so that it is still there once the rotation is over and the
+// old keys are no longer read.
+func TestRepeatDuringRotationKeptUnderTheNewKey(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	clk := clock.NewFake(base)
+	at := base.Add(time.Hour)
+	s := openStore(t, db, clk, Options{})
+	apply(t, s, db, mkEvent(at, "old", login(true), device("d")), true)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, db, clk, Options{Aliases: func(ev *event.Event) []event.Pseudonyms {
+		if ev.P.Account == "pa:new" {
+			return []event.Pseudonyms{{Account: "pa:old", Device: "pd:d"}}
+		}
+		return nil
+	}})
+	apply(t, s, db, mkEvent(at.Add(time.Second), "new", login(true), device("d")), true)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, db, clk, Options{}) // the rotation is over
+	v, err := s.Read(mkEvent(at.Add(2*time.Second), "new", login(true), device("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := valueOf(t, s.cat, v, "account_distinct_devices_30d").Int; got != 1 {
+		t.Fatalf("account_distinct_devices_30d = %d under the new key after the rotation, want 1", got)
+	}
+}
