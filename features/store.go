@@ -704,9 +704,10 @@ type delta struct {
 	v    lastVal
 }
 
-// durableIn reports whether adding x to ps would change nothing, in memory
-// or on disk: an exact distinct set that has the value in x's granule, or
-// a first-seen granule as early as x. Most events repeat their account's
+// durableIn reports whether adding x to ps would change nothing that can
+// be read, in memory or on disk: an exact distinct set that has the value
+// in x's granule, a first-seen granule as early as x, a seen-before granule
+// that counts an event already. Most events repeat their account's
 // device and address, so most such updates are no-ops, and skipping them
 // spares a delta, its record and a merge. Only a period with no delta
 // waiting for a flush (so that memory is what the disk has, not a delta of
@@ -719,6 +720,14 @@ func (x *delta) durableIn(ps *periodState) bool {
 	}
 	st := &ps.st
 	switch x.agg {
+	case AggSeenBefore:
+		// Read only as "more than none" in a window: a granule that counts
+		// one event already answers every window over it.
+		for _, c := range st.cnt {
+			if c.slot == x.slot {
+				return c.n > 0
+			}
+		}
 	case AggFirstSeen:
 		for _, f := range st.first {
 			if f.slot == x.slot {
