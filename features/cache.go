@@ -180,6 +180,21 @@ func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
 	return nil
 }
 
+// has reports whether an entry with hash h may be cached: a map probe,
+// without comparing the entry's key or moving it in the LRU (preload asks
+// for every state of every event; a collision only costs a read under the
+// lock).
+func (c *cache) has(h uint64) bool {
+	sh := c.shard(h)
+	sh.mu.Lock()
+	ok := sh.lru.Contains(h)
+	if !ok {
+		_, ok = sh.pinned[h]
+	}
+	sh.mu.Unlock()
+	return ok
+}
+
 // get returns the cached entry for (id, ent), or nil.
 func (c *cache) get(h uint64, id uint16, ent []byte) *entry {
 	sh := c.shard(h)

@@ -456,7 +456,7 @@ func (s *Store) preload(w *work) error {
 			continue
 		}
 		st := s.cat.states[si]
-		if s.cache.get(p.h, st.id, p.ent) != nil {
+		if s.cache.has(p.h) {
 			continue
 		}
 		curP, prevP, needPrev := periodsOf(st, p.hi)
