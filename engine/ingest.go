@@ -52,7 +52,6 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		written  [][]byte // the idempotency keys written, for the filter
 		pendings []*features.Pending
 		reports  []*event.Event // device reports whose profiles this batch writes
-		vec      features.Vector
 	)
 	release := func(err error) {
 		for _, p := range pendings {
@@ -95,9 +94,8 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		if _, err := e.profiles.Fill(ev); err != nil {
 			e.log.Warn("device profile read failed", "err", err)
 		}
-		// The values are not needed; one vector serves the whole batch.
-		var pending *features.Pending
-		vec, pending, err = e.features.ApplyTo(vec, ev, b)
+		// Nobody reads an ingested event's features: add it only.
+		pending, err := e.features.Add(ev, b)
 		if pending != nil {
 			pendings = append(pendings, pending)
 		}

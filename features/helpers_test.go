@@ -37,6 +37,28 @@ func openStore(t testing.TB, db *pebble.DB, clk clock.Clock, opts Options) *Stor
 // apply runs Apply and commits its batch (or not) and settles it. After a
 // failed commit it flushes, which rebuilds the store's memory from the disk
 // (writeback.go): until then Apply would refuse.
+// add is apply through Add (Ingest's path): nothing read, nothing returned.
+func add(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit bool) {
+	t.Helper()
+	b := db.NewBatch()
+	defer b.Close()
+	p, err := s.Add(ev, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commit {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Done(p, commit)
+	if !commit {
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func apply(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit bool) Vector {
 	t.Helper()
 	b := db.NewBatch()

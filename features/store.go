@@ -205,6 +205,7 @@ type work struct {
 	key     []byte      // its key
 	dirty   []dirtySlot // the delta slots the event created
 	gen     uint64      // Store.diskGen when preload began
+	noRead  bool        // Add: no previous periods, nothing to read
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -265,6 +266,7 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 	for i := range w.plans {
 		w.plans[i].pre = [2]*periodState{} // a pooled work's, of another event
 	}
+	w.noRead = false
 	if cap(w.filters) < len(s.cat.filters) {
 		w.filters = make([]int8, len(s.cat.filters))
 	}
@@ -460,6 +462,7 @@ func (s *Store) preload(w *work) error {
 			continue
 		}
 		curP, prevP, needPrev := periodsOf(st, p.hi)
+		needPrev = needPrev && !w.noRead
 		alias := w.aliasesOf(si)
 		var err error
 		if p.pre[0], err = s.readPeriod(p, st, curP, alias); err != nil {
@@ -497,6 +500,7 @@ func (s *Store) loadAll(w *work, write bool) error {
 		}
 		p.e = e
 		curP, prevP, needPrev := periodsOf(st, p.hi)
+		needPrev = needPrev && !w.noRead
 		if !needPrev {
 			prevP = curP
 		}
@@ -769,6 +773,19 @@ func (s *Store) Apply(ev *event.Event, b *pebble.Batch) (Vector, *Pending, error
 // ApplyTo is Apply writing the vector into dst's storage when it is large
 // enough (replays reuse their vectors instead of allocating one an event).
 func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *Pending, error) {
+	return s.apply(dst, ev, b, true)
+}
+
+// Add is Apply without the reading: it adds ev and returns no vector, for
+// events whose features nobody reads (Ingest). It loads only the current
+// period of the states ev counts in, not the previous periods and the
+// states a read alone would need.
+func (s *Store) Add(ev *event.Event, b *pebble.Batch) (*Pending, error) {
+	_, p, err := s.apply(nil, ev, b, false)
+	return p, err
+}
+
+func (s *Store) apply(dst Vector, ev *event.Event, b *pebble.Batch, read bool) (Vector, *Pending, error) {
 	w := workPool.Get().(*work)
 	defer workPool.Put(w)
 	if err := s.prepare(w, ev, false); err != nil {
@@ -777,6 +794,12 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 	if err := s.prepareAliases(w, ev); err != nil {
 		return nil, nil, err
 	}
+	w.noRead = !read
+	if !read {
+		for i := range w.plans {
+			w.plans[i].ok = w.plans[i].ok && w.plans[i].counts
+		}
+	}
 	if s.scratch {
 		if err := s.scratchOrder(ev.OccurredAt.UnixNano()); err != nil {
 			return nil, nil, err
@@ -784,11 +807,13 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 		s.lock(w)
 		err := s.loadAll(w, true)
 		if err == nil {
-			s.readAll(w, ev)
+			if read {
+				s.readAll(w, ev)
+			}
 			s.updateAll(w, ev, 0)
 		}
 		s.unlock(w)
-		if err != nil {
+		if err != nil || !read {
 			return nil, nil, err
 		}
 		return s.vectorTo(dst, w, ev, false), nil, nil
@@ -807,7 +832,9 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 		s.unlock(w)
 		return nil, nil, err
 	}
-	s.readAll(w, ev)
+	if read {
+		s.readAll(w, ev)
+	}
 	// Only the in-memory update is in the write-back epoch: the reads from
 	// Pebble above do not hold up a flush's cut.
 	epoch, err := s.wb.enter()
@@ -832,6 +859,9 @@ func (s *Store) ApplyTo(dst Vector, ev *event.Event, b *pebble.Batch) (Vector, *
 			s.Done(pend, false) // memory is ahead of any disk now
 			return nil, nil, fmt.Errorf("features: batch: %w", err)
 		}
+	}
+	if !read {
+		return nil, pend, nil
 	}
 	return s.vectorTo(dst, w, ev, false), pend, nil
 }
