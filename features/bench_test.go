@@ -366,7 +366,9 @@ func benchApply(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time, 
 }
 
 // BenchmarkIngest is ingest through the feature store as the engine runs
-// it: 2×GOMAXPROCS workers each Apply an event into its own batch; one
+// it: 2×GOMAXPROCS workers each Add an event into its own batch (engine's
+// Ingest reads no features; FEATURES_BENCH_INGEST_APPLY=1 Applies, reading
+// them, as it did before session 4); one
 // committer applies them into a group batch and commits it with fsync
 // every FEATURES_BENCH_GROUP (default 512) events or when no event waits,
 // then calls Done. Events draw from the warm set of BenchmarkRead, at
@@ -408,6 +410,7 @@ func benchIngest(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time)
 		evs[i] = benchEvent(ids[r.IntN(len(ids))], at.Add(time.Duration(i)*20*time.Microsecond), benchTypes[i%len(benchTypes)])
 	}
 	workers := 2 * runtime.GOMAXPROCS(0)
+	withRead := os.Getenv("FEATURES_BENCH_INGEST_APPLY") != ""
 	ch := make(chan done, 4*group)
 	var next atomic.Int64
 	var failed atomic.Value
@@ -425,7 +428,13 @@ func benchIngest(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time)
 					return
 				}
 				eb := db.NewBatch()
-				_, p, err := s.Apply(evs[i], eb)
+				var p *Pending
+				var err error
+				if withRead {
+					_, p, err = s.Apply(evs[i], eb)
+				} else {
+					p, err = s.Add(evs[i], eb)
+				}
 				if err != nil {
 					failed.Store(err)
 					return
