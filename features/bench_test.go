@@ -271,7 +271,14 @@ func BenchmarkRead(b *testing.B) {
 // advancing times; BenchmarkApplyCold draws from the whole population.
 func BenchmarkApply(b *testing.B) {
 	s, db, pop, at := benchStore(b)
-	benchApply(b, s, db, hotSet(pop), at, true)
+	benchApply(b, s, db, hotSet(pop), at, true, true)
+}
+
+// BenchmarkAdd is BenchmarkApply without the reading (Store.Add): the cost
+// of updating an event's features alone, as the engine's Ingest does.
+func BenchmarkAdd(b *testing.B) {
+	s, db, pop, at := benchStore(b)
+	benchApply(b, s, db, hotSet(pop), at.Add(30*time.Minute), true, false)
 }
 
 // hotSet is the entities the warm benchmarks use: FEATURES_BENCH_HOT
@@ -293,7 +300,7 @@ func BenchmarkApplyCold(b *testing.B) {
 	for i := range ids {
 		ids[i] = i
 	}
-	benchApply(b, s, db, ids, at.Add(time.Hour), false)
+	benchApply(b, s, db, ids, at.Add(time.Hour), false, true)
 	// Memory with the population's state on disk: the LRU's bound holds.
 	runtime.GC()
 	var ms runtime.MemStats
@@ -303,8 +310,8 @@ func BenchmarkApplyCold(b *testing.B) {
 }
 
 // benchApply applies events on entities drawn from ids, warmed first
-// (read with every event type) when warm is set.
-func benchApply(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time, warm bool) {
+// (read with every event type) when warm is set; through Add unless read.
+func benchApply(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time, warm, read bool) {
 	r := rand.New(rand.NewPCG(3, 4))
 	if warm {
 		for _, id := range ids {
@@ -335,7 +342,13 @@ func benchApply(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time, 
 			cpu0 += cpuTime() - c
 			b.StartTimer()
 		}
-		_, p, err := s.Apply(evs[i%len(evs)], batch)
+		var p *Pending
+		var err error
+		if read {
+			_, p, err = s.Apply(evs[i%len(evs)], batch)
+		} else {
+			p, err = s.Add(evs[i%len(evs)], batch)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
