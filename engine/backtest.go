@@ -30,11 +30,15 @@ type BacktestOptions struct {
 	Samples int
 	// MaxStates bounds the feature states the replay holds in memory (one
 	// per feature state and entity the window writes, e.g. an account's
-	// failed logins); past it Backtest fails with features.ErrScratchFull
+	// failed logins); past it Backtest fails with ErrBacktestTooLarge
 	// rather than running the process out of memory. Default
-	// DefaultBacktestMaxStates.
+	// Options.BacktestMaxStates, else DefaultBacktestMaxStates.
 	MaxStates int
 }
+
+// ErrBacktestTooLarge: the backtest's window holds more feature states
+// than BacktestOptions.MaxStates allows in memory.
+var ErrBacktestTooLarge = errors.New("engine: backtest window too large")
 
 // DefaultBacktestMaxStates is the default BacktestOptions.MaxStates. A
 // state took about 300 bytes in a replay of the default catalog (128 MiB
@@ -110,6 +114,9 @@ func (e *Engine) Backtest(ctx context.Context, o BacktestOptions) (*rules.Backte
 	bl := newBacktestLists(e.lst, e.clock.Now())
 	maxStates := o.MaxStates
 	if maxStates <= 0 {
+		maxStates = e.opts.BacktestMaxStates
+	}
+	if maxStates <= 0 {
 		maxStates = DefaultBacktestMaxStates
 	}
 	stores, index, err := features.OpenScratch(features.Options{
@@ -123,7 +130,7 @@ func (e *Engine) Backtest(ctx context.Context, o BacktestOptions) (*rules.Backte
 	apply := func(k int, tmp features.Vector, ev *event.Event, vec features.Vector) error {
 		v, _, err := stores[k].ApplyTo(tmp, ev, nil)
 		if errors.Is(err, features.ErrScratchFull) {
-			return fmt.Errorf("engine: backtest: the window holds more than %d feature states (BacktestOptions.MaxStates); replay a shorter window: %w", maxStates, err)
+			return fmt.Errorf("%w: the window holds more than %d feature states; replay a shorter window", ErrBacktestTooLarge, maxStates)
 		}
 		if err != nil {
 			return fmt.Errorf("engine: backtest: features of event %s: %w", ev.EventID, err)

@@ -53,6 +53,9 @@ type Options struct {
 	// CacheEntries bounds the hot feature state kept in memory (entries).
 	// Default: the features package's default.
 	CacheEntries int
+	// BacktestMaxStates is BacktestOptions.MaxStates when a backtest does
+	// not set it. Default DefaultBacktestMaxStates.
+	BacktestMaxStates int
 	// FeatureFlushInterval is how often the feature store merges the
 	// deltas of committed events into its state keys (features.Options
 	// FlushInterval; they are durable before, in the events' batches).

@@ -27,21 +27,24 @@ import (
 // and a key in the optional YAML file (the flag's name); a flag beats the
 // environment, which beats the file, which beats the default.
 type Config struct {
-	Listen          string
-	DataDir         string
-	ConfigFile      string
-	MaxEventAge     time.Duration
-	Budget          time.Duration
-	AppealWindow    time.Duration
-	FailModes       map[event.Type]rules.Outcome
-	CatalogFile     string
-	RulesDir        string
-	CacheEntries    int
-	MaxRequestBytes int
-	ShutdownGrace   time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
-	CredentialsFile string
+	Listen       string
+	DataDir      string
+	ConfigFile   string
+	MaxEventAge  time.Duration
+	Budget       time.Duration
+	AppealWindow time.Duration
+	FailModes    map[event.Type]rules.Outcome
+	CatalogFile  string
+	RulesDir     string
+	CacheEntries int
+	// BacktestMaxStates bounds the feature states one backtest holds in
+	// memory (engine.Options.BacktestMaxStates).
+	BacktestMaxStates int
+	MaxRequestBytes   int
+	ShutdownGrace     time.Duration
+	LogLevel          slog.Level
+	LogFormat         string
+	CredentialsFile   string
 
 	TLSCert     string
 	TLSKey      string
@@ -175,6 +178,7 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&c.CatalogFile, "catalog", "", "feature catalog YAML file (default: the catalog embedded in the binary)")
 	fs.StringVar(&c.RulesDir, "rules", "", "directory of rule YAML files that bootstrap an empty rules store as version v1 (default: the rule set embedded in the binary); later versions come from RulesService")
 	fs.IntVar(&c.CacheEntries, "cache-entries", 0, "hot feature state entries kept in memory (default: the feature store's default)")
+	fs.IntVar(&c.BacktestMaxStates, "backtest-max-states", engine.DefaultBacktestMaxStates, "feature states one backtest may hold in memory (about 300 bytes each); a wider window fails with resource_exhausted")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", DefaultMaxRequestBytes, "largest request message accepted, in bytes")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGINT/SIGTERM")
 	c.LogLevel = slog.LevelInfo

@@ -90,6 +90,8 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("the decision cannot be replayed: its record keeps no event or feature snapshot"))
 	case errors.Is(err, engine.ErrIngested):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("event id was already ingested without a decision"))
+	case errors.Is(err, engine.ErrBacktestTooLarge):
+		return connect.NewError(connect.CodeResourceExhausted, errors.New(domainMessage(err, "engine: ")+" or raise the server's --backtest-max-states"))
 	case errors.Is(err, engine.ErrOverloaded):
 		return connect.NewError(connect.CodeResourceExhausted, errors.New("overloaded: back off and retry"))
 	case errors.Is(err, engine.ErrClosed):

@@ -18,6 +18,7 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
+	"github.com/riskd/riskd/engine"
 	"github.com/riskd/riskd/internal/clock"
 )
 
@@ -478,4 +479,27 @@ func TestRulesDirBootstrapsAndFeaturesShow(t *testing.T) {
 	_, err = riskv1connect.NewFeaturesServiceClient(httpClient(protoConnect), s.url, clientOpts(protoConnect, s.creds.Service)...).
 		ShowFeatures(ctx, connect.NewRequest(&riskv1.ShowFeaturesRequest{Kind: riskv1.EntityKind_ENTITY_KIND_ACCOUNT, Value: "acct-show"}))
 	wantCode(t, "service shows features", err, connect.CodePermissionDenied)
+}
+
+// A backtest whose window holds more feature states than the server's
+// bound (--backtest-max-states) fails with resource_exhausted and says what
+// to do, instead of an internal error or the process running out of memory.
+func TestBacktestPastTheStateBound(t *testing.T) {
+	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
+	s := startServer(t, serverSetup{hooks: Hooks{Clock: clk}, config: func(c *Config) { c.BacktestMaxStates = 20 }})
+	start := clk.Now().Add(-time.Hour)
+	for i := range 30 {
+		s.evaluate(loginEvent(fmt.Sprintf("big-%d", i), fmt.Sprintf("acct-big-%d", i), fmt.Sprintf("dev-big-%d", i), true, start.Add(time.Duration(i)*time.Minute)))
+	}
+	rc := s.rulesClient(s.creds.Analyst)
+	_, err := rc.Backtest(context.Background(), connect.NewRequest(&riskv1.BacktestRequest{
+		From: timestamppb.New(start), To: timestamppb.New(clk.Now().Add(time.Minute)),
+	}))
+	if connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "shorter window") || !strings.Contains(err.Error(), "--backtest-max-states") {
+		t.Fatalf("backtest past the bound: %v (code %v), want resource_exhausted naming the remedy", err, connect.CodeOf(err))
+	}
+	// Within the default bound the same window replays.
+	if _, err := s.eng.Backtest(context.Background(), engine.BacktestOptions{From: start, To: clk.Now().Add(time.Minute), MaxStates: 1 << 20}); err != nil {
+		t.Fatalf("the same window under a larger bound: %v", err)
+	}
 }

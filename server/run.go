@@ -87,18 +87,19 @@ func Run(ctx context.Context, c Config, log *slog.Logger, hooks Hooks) error {
 	}
 	m := newMetrics()
 	eopts := engine.Options{
-		Observer:     m,
-		DataDir:      c.DataDir,
-		PseudonymKey: key,
-		Catalog:      catalog,
-		RuleFiles:    ruleFiles,
-		MaxEventAge:  c.MaxEventAge,
-		Budget:       c.Budget,
-		AppealWindow: c.AppealWindow,
-		FailModes:    c.FailModes,
-		CacheEntries: c.CacheEntries,
-		Clock:        hooks.Clock,
-		Logger:       log,
+		Observer:          m,
+		DataDir:           c.DataDir,
+		PseudonymKey:      key,
+		Catalog:           catalog,
+		RuleFiles:         ruleFiles,
+		MaxEventAge:       c.MaxEventAge,
+		Budget:            c.Budget,
+		AppealWindow:      c.AppealWindow,
+		FailModes:         c.FailModes,
+		CacheEntries:      c.CacheEntries,
+		Clock:             hooks.Clock,
+		BacktestMaxStates: c.BacktestMaxStates,
+		Logger:            log,
 	}
 	eopts.OldPseudonymKeys, eopts.Retention = oldKeys, c.Retention
 	eopts.DeviceProfileHorizon = c.DeviceProfileHorizon
