@@ -37,33 +37,29 @@ func openStore(t testing.TB, db *pebble.DB, clk clock.Clock, opts Options) *Stor
 // apply runs Apply and commits its batch (or not) and settles it. After a
 // failed commit it flushes, which rebuilds the store's memory from the disk
 // (writeback.go): until then Apply would refuse.
+func apply(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit bool) Vector {
+	t.Helper()
+	return applyOrAdd(t, s, db, ev, commit, true)
+}
+
 // add is apply through Add (Ingest's path): nothing read, nothing returned.
 func add(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit bool) {
 	t.Helper()
-	b := db.NewBatch()
-	defer b.Close()
-	p, err := s.Add(ev, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if commit {
-		if err := b.Commit(pebble.NoSync); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Done(p, commit)
-	if !commit {
-		if err := s.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	applyOrAdd(t, s, db, ev, commit, false)
 }
 
-func apply(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit bool) Vector {
+func applyOrAdd(t testing.TB, s *Store, db *pebble.DB, ev *event.Event, commit, read bool) Vector {
 	t.Helper()
 	b := db.NewBatch()
 	defer b.Close()
-	v, p, err := s.Apply(ev, b)
+	var v Vector
+	var p *Pending
+	var err error
+	if read {
+		v, p, err = s.Apply(ev, b)
+	} else {
+		p, err = s.Add(ev, b)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +138,16 @@ func mkEvent(at time.Time, account string, opts ...evOpt) *event.Event {
 		o(e)
 	}
 	return e
+}
+
+// readFeature reads ev's features without adding ev and returns one.
+func readFeature(t testing.TB, s *Store, ev *event.Event, name string) Value {
+	t.Helper()
+	v, err := s.Read(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return valueOf(t, s.cat, v, name)
 }
 
 func valueOf(t testing.TB, c *Catalog, v Vector, name string) Value {

@@ -251,11 +251,7 @@ func TestRotationStateCountsOnceAfterFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openStore(t, db, clk, Options{Aliases: aliases}) // state read back from disk
-	v, err := s.Read(mkEvent(at.Add(time.Second), "new", login(false)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != 4 {
+	if got := readFeature(t, s, mkEvent(at.Add(time.Second), "new", login(false)), "login_failures_account_10m").Int; got != 4 {
 		t.Fatalf("after the flush: %d failures, want 4 (2 under the old key, 2 under the new)", got)
 	}
 }
@@ -366,11 +362,7 @@ func TestRepeatAfterAnUncommittedEventCounts(t *testing.T) {
 	if err := s.Flush(); err != nil { // rebuilds memory from the disk
 		t.Fatal(err)
 	}
-	v, err := s.Read(mkEvent(at.Add(3*time.Second), "a", login(true), device("x")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := valueOf(t, s.cat, v, "account_distinct_devices_30d").Int; got != 2 {
+	if got := readFeature(t, s, mkEvent(at.Add(3*time.Second), "a", login(true), device("x")), "account_distinct_devices_30d").Int; got != 2 {
 		t.Fatalf("account_distinct_devices_30d = %d after the failed commit, want 2 (old and d, from the committed repeat)", got)
 	}
 }
@@ -400,11 +392,7 @@ func TestRepeatDuringRotationKeptUnderTheNewKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openStore(t, db, clk, Options{}) // the rotation is over
-	v, err := s.Read(mkEvent(at.Add(2*time.Second), "new", login(true), device("x")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := valueOf(t, s.cat, v, "account_distinct_devices_30d").Int; got != 1 {
+	if got := readFeature(t, s, mkEvent(at.Add(2*time.Second), "new", login(true), device("x")), "account_distinct_devices_30d").Int; got != 1 {
 		t.Fatalf("account_distinct_devices_30d = %d under the new key after the rotation, want 1", got)
 	}
 }
