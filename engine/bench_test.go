@@ -149,6 +149,27 @@ func populateEngine(tb testing.TB, e *Engine, accounts int) {
 		tb.Fatal(err)
 	}
 	t0, cpu0, now := time.Now(), cpuTime(), time.Now()
+	ingestAll(tb, e, accounts, func(i int) *riskv1.Event {
+		a := pop.Account(i)
+		d := pop.Device(a.Phone())
+		return &riskv1.Event{
+			EventId: "pop-" + strconv.Itoa(i), Type: riskv1.EventType_EVENT_TYPE_LOGIN,
+			OccurredAt: timestamppb.New(now.Add(-23*time.Hour + time.Duration(float64(23*time.Hour)*float64(i)/float64(accounts)))),
+			AccountId:  a.ID, OrgId: "org-" + strconv.Itoa(a.Org),
+			Device:   &riskv1.Device{DeviceId: d.ID, Platform: d.Platform, Model: d.Model, OsVersion: d.OSVersion, AppVersion: d.AppVersion},
+			Network:  &riskv1.Network{Ip: a.HomeIP.String(), Carrier: a.Carrier},
+			Location: &riskv1.Location{Latitude: a.HomeLat, Longitude: a.HomeLon},
+			Login:    &riskv1.Login{Success: true, Method: "password"},
+		}
+	})
+	fmt.Printf("engine bench: populated %d accounts and their phones in %v (%v CPU)\n", accounts, time.Since(t0).Round(time.Second), (cpuTime() - cpu0).Round(time.Second))
+}
+
+// ingestAll ingests event(0) .. event(n-1) through StartIngest, 1,000 a
+// call and four calls in flight, and fails on any rejected event.
+func ingestAll(tb testing.TB, e *Engine, n int, event func(i int) *riskv1.Event) {
+	tb.Helper()
+	const batch = 1000
 	var waits []func() ([]IngestResult, error)
 	settle := func() {
 		res, err := waits[0]()
@@ -162,21 +183,10 @@ func populateEngine(tb testing.TB, e *Engine, accounts int) {
 		}
 		waits = waits[1:]
 	}
-	const batch = 1000
-	for lo := 0; lo < accounts; lo += batch {
+	for lo := 0; lo < n; lo += batch {
 		evs := make([]*riskv1.Event, 0, batch)
-		for i := lo; i < min(accounts, lo+batch); i++ {
-			a := pop.Account(i)
-			d := pop.Device(a.Phone())
-			evs = append(evs, &riskv1.Event{
-				EventId: "pop-" + strconv.Itoa(i), Type: riskv1.EventType_EVENT_TYPE_LOGIN,
-				OccurredAt: timestamppb.New(now.Add(-23*time.Hour + time.Duration(float64(23*time.Hour)*float64(i)/float64(accounts)))),
-				AccountId:  a.ID, OrgId: "org-" + strconv.Itoa(a.Org),
-				Device:   &riskv1.Device{DeviceId: d.ID, Platform: d.Platform, Model: d.Model, OsVersion: d.OSVersion, AppVersion: d.AppVersion},
-				Network:  &riskv1.Network{Ip: a.HomeIP.String(), Carrier: a.Carrier},
-				Location: &riskv1.Location{Latitude: a.HomeLat, Longitude: a.HomeLon},
-				Login:    &riskv1.Login{Success: true, Method: "password"},
-			})
+		for i := lo; i < min(n, lo+batch); i++ {
+			evs = append(evs, event(i))
 		}
 		w, err := e.StartIngest(context.Background(), evs)
 		if err != nil {
@@ -189,7 +199,6 @@ func populateEngine(tb testing.TB, e *Engine, accounts int) {
 	for len(waits) > 0 {
 		settle()
 	}
-	fmt.Printf("engine bench: populated %d accounts and their phones in %v (%v CPU)\n", accounts, time.Since(t0).Round(time.Second), (cpuTime() - cpu0).Round(time.Second))
 }
 
 // shared is the warmed engine every evaluation benchmark in one test binary

@@ -65,39 +65,11 @@ func TestResidentMemory(t *testing.T) {
 			Login:    &riskv1.Login{Success: i%7 != 0, Method: "password"},
 		}
 	}
-	const batch = 1000
 	t0 := time.Now()
-	var waits []func() ([]IngestResult, error)
-	settle := func() {
-		res, err := waits[0]()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range res {
-			if r.Err != nil {
-				t.Fatal(r.Err)
-			}
-		}
-		waits = waits[1:]
-	}
-	for lo := 0; lo < n; lo += batch {
-		evs := make([]*riskv1.Event, 0, batch)
-		for i := lo; i < min(n, lo+batch); i++ {
-			// Spread over the last hour, so windows hold them.
-			evs = append(evs, event(i, "rss-"+strconv.Itoa(i), now.Add(-time.Hour+time.Duration(i)*time.Hour/time.Duration(n))))
-		}
-		w, err := e.StartIngest(context.Background(), evs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		waits = append(waits, w)
-		if len(waits) == 4 {
-			settle()
-		}
-	}
-	for len(waits) > 0 {
-		settle()
-	}
+	ingestAll(t, e, n, func(i int) *riskv1.Event {
+		// Spread over the last hour, so windows hold them.
+		return event(i, "rss-"+strconv.Itoa(i), now.Add(-time.Hour+time.Duration(i)*time.Hour/time.Duration(n)))
+	})
 	load := time.Since(t0)
 	t.Logf("soft memory limit %s, malloc arenas capped: %v; %d accounts + %d devices ingested in %v; resident now %d MiB, peak %d MiB; %s",
 		memlimit.Format(limit), mallocarenas.Capped(), n, n, load.Round(time.Second), procStatus("VmRSS")>>20, procStatus("VmHWM")>>20, pebbleMem(e))
