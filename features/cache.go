@@ -24,6 +24,12 @@ type entry struct {
 	// guarded by the shard's mu:
 	pending int    // delta slots not yet merged to disk (writeback.go): pinned while positive
 	tick    uint64 // the shard's tick when it last moved to the LRU's front
+
+	// gone: no lookup finds the entry any more (evicted, released from the
+	// pinned map, or cleared), so that one looked up before the stripe lock
+	// (preload) is not used after it. Set under the shard's mu; pin clears
+	// it when it puts an evicted entry back.
+	gone atomic.Bool
 }
 
 // periodState is one period's state: as on disk plus the deltas not yet
@@ -149,6 +155,8 @@ func newCache(entries int, scratch bool) *cache {
 		sh.lru, _ = simplelru.NewLRU(per, func(h uint64, e *entry) {
 			if e.pending > 0 { // called under sh.mu
 				sh.pinned[h] = e
+			} else {
+				e.gone.Store(true)
 			}
 		})
 	}
@@ -180,21 +188,6 @@ func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
 	return nil
 }
 
-// has reports whether an entry with hash h may be cached: a map probe,
-// without comparing the entry's key or moving it in the LRU (preload asks
-// for every state of every event; a collision only costs a read under the
-// lock).
-func (c *cache) has(h uint64) bool {
-	sh := c.shard(h)
-	sh.mu.Lock()
-	ok := sh.lru.Contains(h)
-	if !ok {
-		_, ok = sh.pinned[h]
-	}
-	sh.mu.Unlock()
-	return ok
-}
-
 // get returns the cached entry for (id, ent), or nil.
 func (c *cache) get(h uint64, id uint16, ent []byte) *entry {
 	sh := c.shard(h)
@@ -223,6 +216,9 @@ func (c *cache) putScratch(h uint64, e *entry) error {
 func (c *cache) put(h uint64, e *entry) {
 	sh := c.shard(h)
 	sh.mu.Lock()
+	if old, ok := sh.lru.Peek(h); ok && old != e {
+		old.gone.Store(true) // another entity of the same hash: Add replaces it without eviction
+	}
 	sh.tick++
 	e.tick = sh.tick
 	sh.lru.Add(h, e)
@@ -239,6 +235,7 @@ func (c *cache) pin(h uint64, e *entry) {
 	e.pending++
 	if cur, ok := sh.lru.Peek(h); !ok || cur != e {
 		sh.pinned[h] = e
+		e.gone.Store(false)
 	}
 	sh.mu.Unlock()
 }
@@ -251,6 +248,7 @@ func (c *cache) release(h uint64, e *entry) {
 	e.pending--
 	if e.pending <= 0 && sh.pinned[h] == e {
 		delete(sh.pinned, h)
+		e.gone.Store(true)
 	}
 	sh.mu.Unlock()
 }
@@ -262,6 +260,9 @@ func (c *cache) clear() {
 		sh.mu.Lock()
 		if sh.lru != nil {
 			sh.lru.Purge()
+		}
+		for _, e := range sh.pinned {
+			e.gone.Store(true)
 		}
 		clear(sh.pinned)
 		sh.mu.Unlock()

@@ -263,9 +263,6 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 		w.plans = make([]plan, len(states))
 	}
 	w.plans = w.plans[:len(states)]
-	for i := range w.plans {
-		w.plans[i].pre = [2]*periodState{} // a pooled work's, of another event
-	}
 	w.noRead = false
 	if cap(w.filters) < len(s.cat.filters) {
 		w.filters = make([]int8, len(s.cat.filters))
@@ -442,13 +439,15 @@ func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte) (*p
 // its taking the stripe locks.
 var afterPreload func()
 
-// preload reads from the DB, before the stripe locks are taken, the periods
-// of every plan whose entity is not in memory, so that an Apply does not
-// hold a dozen stripes (and every evaluation waiting for one of them)
-// while it reads Pebble. loadAll uses what it read unless the entity came
-// into memory meanwhile or a write of state keys landed since (diskGen).
-// An entity in memory is left to loadAll: its periods are guarded by the
-// stripe lock, and a period missing there (a new period) is rare.
+// preload looks up every plan's entry and reads from the DB, before the
+// stripe locks are taken, the periods of every plan whose entity is not in
+// memory, so that an Apply does not hold a dozen stripes (and every
+// evaluation waiting for one of them) while it reads Pebble. loadAll uses
+// the entry it found unless it is gone since, and what it read unless the
+// entity came into memory meanwhile or a write of state keys landed since
+// (diskGen). An entity in memory is left to loadAll: its periods are
+// guarded by the stripe lock, and a period missing there (a new period) is
+// rare.
 func (s *Store) preload(w *work) error {
 	w.gen = s.diskGen.Load()
 	for si := range w.plans {
@@ -458,7 +457,7 @@ func (s *Store) preload(w *work) error {
 			continue
 		}
 		st := s.cat.states[si]
-		if s.cache.has(p.h) {
+		if p.e = s.cache.get(p.h, st.id, p.ent); p.e != nil {
 			continue
 		}
 		curP, prevP, needPrev := periodsOf(st, p.hi)
@@ -493,7 +492,10 @@ func (s *Store) loadAll(w *work, write bool) error {
 			}
 			continue
 		}
-		e := s.cache.get(p.h, st.id, p.ent)
+		e := p.e // preload's, if any
+		if e == nil || e.gone.Load() {
+			e = s.cache.get(p.h, st.id, p.ent)
+		}
 		if e == nil {
 			e = newEntry(st.id, p.ent)
 			s.cache.put(p.h, e)

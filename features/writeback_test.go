@@ -275,8 +275,7 @@ func TestPreloadReadAgainAfterAWrite(t *testing.T) {
 		for i := range 4 {
 			apply(t, s, db, mkEvent(at, fmt.Sprint(tag, "+", i), login(false)), true)
 		}
-		id := s.cat.states[s.cat.defs[s.cat.Index("login_failures_account_10m")].state].id
-		if s.cache.get(entityHash(id, []byte("pa:a")), id, []byte("pa:a")) != nil {
+		if inMemory(t, s, mkEvent(at, "a", login(false)), "login_failures_account_10m") {
 			t.Fatalf("a's failures still in memory: the test needs them read from disk")
 		}
 	}
@@ -395,4 +394,62 @@ func TestRepeatDuringRotationKeptUnderTheNewKey(t *testing.T) {
 	if got := readFeature(t, s, mkEvent(at.Add(2*time.Second), "new", login(true), device("x")), "account_distinct_devices_30d").Int; got != 1 {
 		t.Fatalf("account_distinct_devices_30d = %d under the new key after the rotation, want 1", got)
 	}
+}
+
+// TestPreloadedEntryGoneIsLookedUpAgain: an Apply finds its entity's entry
+// before it takes the stripe locks; when that entry is evicted meanwhile
+// and another Apply loads the entity anew and adds an event to it, the
+// first must use the new entry, not the one it found.
+func TestPreloadedEntryGoneIsLookedUpAgain(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: 32})
+	at := base.Add(time.Hour)
+	cached := func() bool { return inMemory(t, s, mkEvent(at, "a", login(false)), "login_failures_account_10m") }
+	evict := func(tag string) {
+		for i := range 24 {
+			apply(t, s, db, mkEvent(at, fmt.Sprint(tag, i), login(false)), true)
+			if err := s.Flush(); err != nil { // unpinned, so evictable
+				t.Fatal(err)
+			}
+		}
+		if cached() {
+			t.Fatalf("a's failures still in memory: the test needs them evicted")
+		}
+	}
+	for range 2 {
+		apply(t, s, db, mkEvent(at, "a", login(false)), true)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !cached() {
+		t.Fatal("a's failures not in memory: preload would find no entry")
+	}
+	afterPreload = func() {
+		afterPreload = nil
+		evict("x")
+		apply(t, s, db, mkEvent(at, "a", login(false)), true) // the third, in a new entry
+	}
+	defer func() { afterPreload = nil }()
+	v := apply(t, s, db, mkEvent(at, "a", login(false)), true)
+	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != 3 {
+		t.Fatalf("the fourth failure read %d earlier ones, want 3", got)
+	}
+	if got := readFeature(t, s, mkEvent(at.Add(time.Second), "a", login(false)), "login_failures_account_10m").Int; got != 4 {
+		t.Fatalf("after the fourth: %d failures, want 4", got)
+	}
+}
+
+// inMemory reports whether the state behind feature, for ev's entity, is
+// in the store's cache.
+func inMemory(t *testing.T, s *Store, ev *event.Event, feature string) bool {
+	t.Helper()
+	w := new(work)
+	if err := s.prepare(w, ev, false); err != nil {
+		t.Fatal(err)
+	}
+	si := s.cat.defs[s.cat.Index(feature)].state
+	p := &w.plans[si]
+	return s.cache.get(p.h, s.cat.states[si].id, p.ent) != nil
 }
