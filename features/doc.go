@@ -178,6 +178,11 @@
 //	                (BenchmarkAdd), Pebble's flushes and compactions and
 //	                the write-back flusher included
 //
+// After preload looked entries up once (load 1.0-1.4): Add 13.3-15.3 CPU µs
+// over 300,000 events (16.2-16.4 before, alternating), 16.0-17.2 over a
+// million; ingest through features over a million events 74,622-75,505
+// events/s at 20.1-20.2 CPU µs.
+//
 // With 10,000 hot entities most periods get one or two events between
 // flushes, so write-back saves little there: the CPU goes to compacting
 // the 1M population's LSM (a third of the profile), loading periods from
@@ -194,8 +199,9 @@
 // The targets (Read p50 ≤ 15 µs and p99 ≤ 100 µs, update ≤ 15 µs,
 // ingest ≥ 50,000 events/s) are met for reads, and for updates and ingest
 // on skewed traffic; over the 1M population with a 10,000-entity warm set,
-// sustained ingest meets its target (60,000 events/s and more over a
-// million events), while an update costs 20-23 CPU µs against 15.
+// sustained ingest meets its target (75,000 events/s over a million
+// events), while an update costs 16-17 CPU µs over a million events
+// against 15 (13-15 over 300,000).
 //
 // Exact distinct windows past the limit (2026-11-28, load 1.9-3.5, five
 // or six alternating runs of the command above): Read 9.8-14.7 CPU µs,
