@@ -1,6 +1,7 @@
 package features
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,7 @@ const maxPeriods = 3
 // read touches, so an event costs one lookup per state, not two.
 type entry struct {
 	id  uint16
-	ent string         // the entity key
+	ent []byte         // the entity key: in the entry's own allocation when short (newEntry)
 	per []*periodState // guarded by the entity's stripe lock
 
 	// guarded by the shard's mu:
@@ -50,14 +51,26 @@ type periodState struct {
 	aliased bool
 }
 
-// newEntry returns an empty entry with room for maxPeriods periods in the
-// same allocation.
+// inlineEntity is the longest entity key an entry keeps in its own
+// allocation: two pseudonyms with their length prefixes (a pair key).
+const inlineEntity = 48
+
+// newEntry returns an empty entry with room for maxPeriods periods and,
+// when it is short, the entity key in the same allocation: one object for
+// the collector to mark instead of two, and a lookup's key comparison reads
+// the line the entry is on.
 func newEntry(id uint16, ent []byte) *entry {
 	x := &struct {
 		e   entry
 		per [maxPeriods]*periodState
-	}{e: entry{id: id, ent: string(ent)}}
+		key [inlineEntity]byte
+	}{e: entry{id: id}}
 	x.e.per = x.per[:0]
+	if len(ent) <= inlineEntity {
+		x.e.ent = x.key[:copy(x.key[:], ent):len(ent)]
+	} else {
+		x.e.ent = bytes.Clone(ent)
+	}
 	return &x.e
 }
 
@@ -165,7 +178,7 @@ func newCache(entries int, scratch bool) *cache {
 
 func (c *cache) shard(h uint64) *cacheShard { return &c.shards[(h>>32)&c.mask] }
 
-func (e *entry) is(id uint16, ent []byte) bool { return e.id == id && e.ent == string(ent) }
+func (e *entry) is(id uint16, ent []byte) bool { return e.id == id && bytes.Equal(e.ent, ent) }
 
 func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
 	if sh.all != nil {

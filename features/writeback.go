@@ -282,7 +282,7 @@ func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) (merged int, err er
 		if len(val) == 0 { // erased since
 			continue
 		}
-		key = s.appendKey(key[:0], s.cat.states[x.si], x.ps.p, []byte(x.e.ent))
+		key = s.appendKey(key[:0], s.cat.states[x.si], x.ps.p, x.e.ent)
 		if err := b.Merge(key, val, nil); err != nil {
 			return merged, err
 		}
