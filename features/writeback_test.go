@@ -265,20 +265,7 @@ func TestPreloadReadAgainAfterAWrite(t *testing.T) {
 	defer db.Close()
 	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: 4})
 	at := base.Add(time.Hour)
-	evict := func(tag string) {
-		for i := range 4 {
-			apply(t, s, db, mkEvent(at, fmt.Sprint(tag, i), login(false)), true)
-		}
-		if err := s.Flush(); err != nil { // unpinned, so evictable
-			t.Fatal(err)
-		}
-		for i := range 4 {
-			apply(t, s, db, mkEvent(at, fmt.Sprint(tag, "+", i), login(false)), true)
-		}
-		if inMemory(t, s, mkEvent(at, "a", login(false)), "login_failures_account_10m") {
-			t.Fatalf("a's failures still in memory: the test needs them read from disk")
-		}
-	}
+	evict := func(tag string) { evictAccount(t, s, db, at, "a", tag, 8) }
 	for range 2 {
 		apply(t, s, db, mkEvent(at, "a", login(false)), true)
 	}
@@ -406,17 +393,7 @@ func TestPreloadedEntryGoneIsLookedUpAgain(t *testing.T) {
 	s := openStore(t, db, clock.NewFake(base), Options{CacheEntries: 32})
 	at := base.Add(time.Hour)
 	cached := func() bool { return inMemory(t, s, mkEvent(at, "a", login(false)), "login_failures_account_10m") }
-	evict := func(tag string) {
-		for i := range 24 {
-			apply(t, s, db, mkEvent(at, fmt.Sprint(tag, i), login(false)), true)
-			if err := s.Flush(); err != nil { // unpinned, so evictable
-				t.Fatal(err)
-			}
-		}
-		if cached() {
-			t.Fatalf("a's failures still in memory: the test needs them evicted")
-		}
-	}
+	evict := func(tag string) { evictAccount(t, s, db, at, "a", tag, 24) }
 	for range 2 {
 		apply(t, s, db, mkEvent(at, "a", login(false)), true)
 	}
@@ -452,4 +429,20 @@ func inMemory(t *testing.T, s *Store, ev *event.Event, feature string) bool {
 	si := s.cat.defs[s.cat.Index(feature)].state
 	p := &w.plans[si]
 	return s.cache.get(p.h, s.cat.states[si].id, p.ent) != nil
+}
+
+// evictAccount applies and flushes one failed login for each of n other
+// accounts (flushed, so unpinned and evictable) until acct's failure count
+// is out of the store's memory, and fails the test if it is not.
+func evictAccount(t *testing.T, s *Store, db *pebble.DB, at time.Time, acct, tag string, n int) {
+	t.Helper()
+	for i := range n {
+		apply(t, s, db, mkEvent(at, fmt.Sprint(tag, i), login(false)), true)
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if inMemory(t, s, mkEvent(at, acct, login(false)), "login_failures_account_10m") {
+		t.Fatalf("%s's failures still in memory: the test needs them evicted", acct)
+	}
 }
