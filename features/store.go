@@ -476,9 +476,11 @@ func (s *Store) preload(w *work) error {
 	return nil
 }
 
-// loadAll fetches the state every applicable plan reads: one cache lookup
-// per state and entity, a DB read per period not in memory. Called with
-// the stripes locked; write says the event is being applied.
+// loadAll fetches the state every applicable plan reads: the entry preload
+// found (looked up again only if it is gone since, or when there was no
+// preload), and per period not in memory what preload read or, when that
+// is stale or missing, a DB read. Called with the stripes locked; write
+// says the event is being applied.
 func (s *Store) loadAll(w *work, write bool) error {
 	for si := range w.plans {
 		p := &w.plans[si]
