@@ -510,6 +510,92 @@ func BenchmarkNormalizeLogin(b *testing.B) {
 	}
 }
 
+// accessLogEvents are SERVICE_LOG events as riskctl makes them from the
+// combined access log lines of bench/ingestgen (bench/ingest.sh combined):
+// an IPv4 address, one of a few user agents, a path, the query string, a
+// status and the account from ?uid=. They cycle through distinct accounts,
+// addresses and agents, as a stream does.
+func accessLogEvents() []*riskv1.Event {
+	agents := []string{
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+		"RiskdDemo/8.0.48 (Android 14; Honor Magic6)",
+	}
+	paths := []string{"/", "/item/48213", "/search", "/cart", "/api/feed", "/user/7731/profile", "/static/app.js"}
+	out := make([]*riskv1.Event, 64)
+	for i := range out {
+		acct := i * 7919 % 50000
+		out[i] = &riskv1.Event{
+			EventId:    fmt.Sprintf("clf-%032x", i*2654435761),
+			Type:       riskv1.EventType_EVENT_TYPE_SERVICE_LOG,
+			OccurredAt: timestamppb.New(testNow.Add(-time.Duration(i) * time.Second)),
+			AccountId:  fmt.Sprintf("u%d", acct),
+			Network: &riskv1.Network{
+				Ip:        fmt.Sprintf("10.%d.%d.%d", acct%200, acct/200%250, i*37%250),
+				UserAgent: agents[i%len(agents)],
+			},
+			ServiceLog: &riskv1.ServiceLog{
+				Action:   []string{"get", "get", "get", "post"}[i%4],
+				Resource: paths[i%len(paths)],
+				Query:    fmt.Sprintf("uid=u%d&q=%d", acct, 100000+i),
+				Status:   []int32{200, 200, 200, 304, 404}[i%5],
+			},
+		}
+	}
+	return out
+}
+
+// deviceReportEvent is a device report as the bench workload sends one: an
+// Android phone's identifiers, its app list and the mobile network.
+func deviceReportEvent() *riskv1.Event {
+	apps := make([]string, 24)
+	for i := range apps {
+		apps[i] = fmt.Sprintf("com.example.app%02d", i)
+	}
+	return &riskv1.Event{
+		EventId:    "evt-dr-1",
+		Type:       riskv1.EventType_EVENT_TYPE_DEVICE_REPORT,
+		OccurredAt: timestamppb.New(testNow.Add(-time.Minute)),
+		AccountId:  rawAccount,
+		OrgId:      "org-1",
+		Device: &riskv1.Device{
+			DeviceId: rawDeviceID, Imei: rawIMEI, AndroidId: rawAndroidID, Oaid: rawOAID,
+			Platform: "android", Model: "Honor Magic6", OsVersion: "14", AppVersion: "8.0.48",
+			InstalledPackages: apps, Timezone: "Asia/Shanghai", Language: "zh-CN",
+		},
+		Network: &riskv1.Network{
+			Ip: rawIP, UserAgent: "RiskdDemo/8.0.48 (Android 14; Honor Magic6)", Carrier: "China Mobile",
+			CellId: "460-01-23456-789",
+		},
+	}
+}
+
+// BenchmarkNormalizeServiceLog normalizes the access-log events of
+// bench/ingest.sh combined, one per op.
+func BenchmarkNormalizeServiceLog(b *testing.B) {
+	n := newTestNormalizer(b)
+	events := accessLogEvents()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, _, err := n.Normalize(events[i%len(events)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkNormalizeDeviceReport(b *testing.B) {
+	n := newTestNormalizer(b)
+	e := deviceReportEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := n.Normalize(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkPseudonym(b *testing.B) {
 	n := newTestNormalizer(b)
 	b.ReportAllocs()
