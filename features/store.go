@@ -165,6 +165,7 @@ func (s *Store) Done(p *Pending, committed bool) {
 type plan struct {
 	si     int
 	ok     bool   // applicable: the event's type reads this state
+	used   bool   // ok was set: prepare resets the plan (the others are still zero)
 	counts bool   // the event passes the where filter: Apply adds it
 	ent    []byte // entity key (view into work.buf)
 	stripe int
@@ -280,8 +281,13 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 	spans := spansArr[:0]
 	for si, st := range states {
 		p := &w.plans[si]
-		ck, pk := p.curKey, p.key
-		*p = plan{si: si, curKey: ck, key: pk}
+		if p.used {
+			// Most events use few of the states: rewriting every plan (a
+			// struct with pointers, so under the collector's write
+			// barrier) cost more than the rest of prepare.
+			*p = plan{si: si, curKey: p.curKey, key: p.key}
+		}
+		p.si = si
 		spans = append(spans, span{})
 		// The type decides what an event reads; the where filter only
 		// whether it counts: a successful login reads the failures before it.
@@ -317,7 +323,7 @@ func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 			continue
 		}
 		spans[si] = span{a: a, b: len(w.buf)}
-		p.ok = true
+		p.ok, p.used = true, true
 		p.counts = counts
 		switch st.agg {
 		case AggDistinct:
