@@ -361,6 +361,7 @@ func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *risk
 	}
 	format := r.o.format
 	var lineNo int64
+	var slab []clfEvent // access log events are allocated a slab at a time
 	for {
 		line, tooLong, err := readLine(br)
 		if len(line) == 0 && err != nil {
@@ -389,7 +390,12 @@ func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *risk
 			ev = &riskv1.Event{}
 			err = protojson.Unmarshal(line, ev)
 		} else {
-			ev, err = r.access.parse(line)
+			if len(slab) == 0 {
+				slab = make([]clfEvent, 256)
+			}
+			if ev, err = r.access.parseInto(line, &slab[0]); err == nil {
+				slab = slab[1:]
+			}
 		}
 		if err != nil {
 			r.reject(fi, lineNo, line, err)
