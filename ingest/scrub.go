@@ -30,20 +30,36 @@ func (n *Normalizer) scrubText(s string, ips bool) string {
 	if !mayCarryIdentifier(s) {
 		return s
 	}
+	// matchAt runs only where the byte and the one before it pass the first
+	// tests of one of its branches, and tries only those branches: most
+	// bytes cost two table lookups.
+	allowed := uint8(startDigits | startIPMAC)
+	if strings.IndexByte(s[1:], '@') >= 0 {
+		allowed |= startEmail // an address needs an '@' after its first byte
+	}
 	var b strings.Builder
 	last := 0
+	var blocked uint8 // blockedAfter[s[i-1]]; nothing at the start
 	for i := 0; i < len(s); {
-		end, repl := n.matchAt(s, i, ips)
-		if end == 0 {
-			i++
-			continue
+		c := s[i]
+		br := startClass[c] &^ blocked & allowed
+		if br&startIPMAC != 0 && !ips && !macAt(s, i) {
+			br &^= startIPMAC
 		}
-		if b.Len() == 0 {
-			b.Grow(len(s) + 32)
+		if br != 0 {
+			if end, repl := n.matchAt(s, i, ips, br); end != 0 {
+				if b.Len() == 0 {
+					b.Grow(len(s) + 32)
+				}
+				b.WriteString(s[last:i])
+				b.WriteString(repl)
+				last, i = end, end
+				blocked = blockedAfter[s[end-1]]
+				continue
+			}
 		}
-		b.WriteString(s[last:i])
-		b.WriteString(repl)
-		last, i = end, end
+		blocked = blockedAfter[c]
+		i++
 	}
 	if last == 0 {
 		return s
@@ -59,6 +75,49 @@ func mayCarryIdentifier(s string) bool {
 		}
 	}
 	return false
+}
+
+// Branches of matchAt, as bits of startClass and blockedAfter.
+const (
+	startEmail  = 1 << iota // an e-mail address
+	startIPMAC              // an IP or MAC literal
+	startDigits             // a digit run
+
+	allBranches = startEmail | startIPMAC | startDigits
+)
+
+// startClass[c] has the bit of each matchAt branch whose test on its first
+// byte c passes; blockedAfter[p] has the bit of each branch that cannot start
+// right after byte p (a match starts only at a token boundary). Both are
+// built from the predicates matchAt itself uses.
+var startClass, blockedAfter = func() (start, blocked [256]uint8) {
+	for i := range 256 {
+		c := byte(i)
+		if emailLocal(c) {
+			start[i] |= startEmail
+			blocked[i] |= startEmail
+		}
+		if ipChar(c) {
+			if c != '.' {
+				start[i] |= startIPMAC
+			}
+			blocked[i] |= startIPMAC
+		}
+		if isDigit(c) || c == '+' || c == '(' {
+			start[i] |= startDigits
+		}
+		if isDigit(c) {
+			blocked[i] |= startDigits
+		}
+	}
+	return start, blocked
+}()
+
+// macAt reports whether s[i:] is long enough for a MAC and has a MAC
+// separator at i+2: in a user agent, the only IP/MAC literal that matchAt
+// replaces.
+func macAt(s string, i int) bool {
+	return len(s)-i >= 17 && (s[i+2] == ':' || s[i+2] == '-')
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -82,16 +141,17 @@ func phoneChar(c byte, dots bool) bool {
 }
 
 // matchAt returns the end of an identifier starting at s[i] and its
-// replacement, or 0 when none starts there. Matches start only at token
-// boundaries, which keeps the scan linear.
-func (n *Normalizer) matchAt(s string, i int, ips bool) (int, string) {
+// replacement, or 0 when none starts there. It tries the branches in br
+// (allBranches: all of them); each still makes its own first tests. Matches
+// start only at token boundaries, which keeps the scan linear.
+func (n *Normalizer) matchAt(s string, i int, ips bool, br uint8) (int, string) {
 	c := s[i]
 	var prev byte
 	if i > 0 {
 		prev = s[i-1]
 	}
 	// e-mail
-	if emailLocal(c) && (i == 0 || !emailLocal(prev)) {
+	if br&startEmail != 0 && emailLocal(c) && (i == 0 || !emailLocal(prev)) {
 		j := i
 		for j < len(s) && emailLocal(s[j]) {
 			j++
@@ -111,7 +171,7 @@ func (n *Normalizer) matchAt(s string, i int, ips bool) (int, string) {
 		}
 	}
 	// IP or MAC literal
-	if ipChar(c) && c != '.' && (i == 0 || !ipChar(prev)) {
+	if br&startIPMAC != 0 && ipChar(c) && c != '.' && (i == 0 || !ipChar(prev)) {
 		j := i
 		for j < len(s) && (ipChar(s[j]) || s[j] == '-' && j+1 < len(s) && isHex(s[j+1])) {
 			j++
@@ -130,7 +190,7 @@ func (n *Normalizer) matchAt(s string, i int, ips bool) (int, string) {
 		}
 	}
 	// digit runs
-	if (isDigit(c) || (c == '+' || c == '(') && i+1 < len(s) && isDigit(s[i+1])) && (i == 0 || !isDigit(prev)) {
+	if br&startDigits != 0 && (isDigit(c) || (c == '+' || c == '(') && i+1 < len(s) && isDigit(s[i+1])) && (i == 0 || !isDigit(prev)) {
 		if isISODate(s[i:]) {
 			return 0, ""
 		}
@@ -143,6 +203,9 @@ func (n *Normalizer) matchAt(s string, i int, ips bool) (int, string) {
 		}
 		for j > i && !isDigit(s[j-1]) {
 			j--
+		}
+		if j-i < 7 {
+			return 0, "" // fewer than 7 digits
 		}
 		if d, ok := phoneDigits(s[i:j]); ok && len(d) >= 7 {
 			return j, "#p:" + n.Pseudonym(KindPhone, d)

@@ -42,6 +42,51 @@ func TestScrub(t *testing.T) {
 	}
 }
 
+// scrubEveryByte is scrubText without the start tables: matchAt tries every branch
+// at every byte. FuzzScrub holds the tables to it.
+func scrubEveryByte(n *Normalizer, s string, ips bool) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); {
+		end, repl := n.matchAt(s, i, ips, allBranches)
+		if end == 0 {
+			i++
+			continue
+		}
+		b.WriteString(s[last:i])
+		b.WriteString(repl)
+		last, i = end, end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// FuzzScrub checks that skipping the bytes where the start tables rule a match
+// out never skips one: scrubText equals the byte-by-byte scan, in free text
+// and in user agents.
+func FuzzScrub(f *testing.F) {
+	for _, s := range []string{
+		"call 138 1234 5678 now", "+86-138-1234-5678", "(555) 123-4567", "imei356938035643809x",
+		"1234567+7654321", "on 2026-11-28 at 10:00", "from 203.0.113.57.", "/x?ip=2001:DB8::1&y",
+		"ap AC-DE-48-00-11-22 seen", "x:ac:de:48:00:11:22:", "mail Jane.Doe@Example.com!", "@a.b x@y.z", "not@email",
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
+		"App/1.0 (phone 13812345678)", "fe80::1%eth0 ::ffff:10.0.0.1 dead:beef::", "a-b-c-d-e-f-1-2-3-4-5-6-7",
+	} {
+		f.Add(s)
+	}
+	n := newTestNormalizer(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, ips := range []bool{true, false} {
+			if got, want := n.scrubText(s, ips), scrubEveryByte(n, s, ips); got != want {
+				t.Fatalf("scrubText(%q, ips %v) = %q; the byte-by-byte scan gives %q", s, ips, got, want)
+			}
+		}
+	})
+}
+
 func TestIdentifierKind(t *testing.T) {
 	for key, want := range map[string]string{
 		"phone": KindPhone, "Mobile_No": KindPhone, "phoneNumber": KindPhone, "contact_tel": KindPhone,
@@ -70,5 +115,30 @@ func TestCanonicalMAC(t *testing.T) {
 	}
 	if s := strings.Repeat("a", 10); canonicalMAC(s) != s {
 		t.Error("lowercase input changed")
+	}
+}
+
+// BenchmarkScrubText scans texts as Normalize stores them: user agents (of
+// bench/ingestgen) and request paths, none of which carries an identifier.
+func BenchmarkScrubText(b *testing.B) {
+	n := newTestNormalizer(b)
+	for _, tc := range []struct {
+		name, text string
+		ua         bool
+	}{
+		{"ua/chrome", "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36", true},
+		{"ua/app", "RiskdDemo/8.0.48 (Android 14; Honor Magic6)", true},
+		{"path", "/user/7731/profile", false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if tc.ua {
+					_ = n.scrubUA(tc.text)
+				} else {
+					_ = n.scrub(tc.text)
+				}
+			}
+		})
 	}
 }
