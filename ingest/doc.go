@@ -33,5 +33,9 @@
 // (pseudonyms standing in for the raw values) with the same ev.P, so that
 // backtests and replays key features exactly as live traffic did.
 //
-// A Normalizer is immutable after New and safe for concurrent use.
+// A Normalizer is safe for concurrent use. Its only mutable state is a
+// bounded cache of user agents that carry no identifier (cleanua.go), kept so
+// that a repeated agent is not scanned again; an agent in which scrubbing
+// would replace anything, or the free-text rules would see an IP, is never
+// kept.
 package ingest

@@ -45,6 +45,7 @@ type Normalizer struct {
 	macs   []*keyedMAC // [0] is the current key
 	clock  clock.Clock
 	maxAge time.Duration
+	uas    *cleanUAs // user agents known to carry no identifier; safe for concurrent use
 }
 
 // New returns a Normalizer for opts.
@@ -52,7 +53,7 @@ func New(opts Options) (*Normalizer, error) {
 	if len(opts.PseudonymKey) < MinKeyLen {
 		return nil, fmt.Errorf("ingest: pseudonym key must be at least %d bytes, got %d", MinKeyLen, len(opts.PseudonymKey))
 	}
-	n := &Normalizer{clock: clock.Or(opts.Clock), maxAge: opts.MaxEventAge}
+	n := &Normalizer{clock: clock.Or(opts.Clock), maxAge: opts.MaxEventAge, uas: newCleanUAs()}
 	if n.maxAge <= 0 {
 		n.maxAge = DefaultMaxEventAge
 	}

@@ -24,7 +24,8 @@ import (
 // form may be longer than the input bound.
 func (n *Normalizer) scrub(s string) string { return n.scrubText(s, true) }
 
-func (n *Normalizer) scrubUA(s string) string { return n.scrubText(s, false) }
+// scrubUA (cleanua.go) scrubs a user agent: scrubText(s, false), with a
+// cache of agents known clean.
 
 func (n *Normalizer) scrubText(s string, ips bool) string {
 	if !mayCarryIdentifier(s) {
