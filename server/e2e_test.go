@@ -467,6 +467,10 @@ func TestMetricsAndProfiles(t *testing.T) {
 		`riskd_group_commit_size_count`,
 		`riskd_rule_evaluations_total{mode="active",rule_id="ato.new_device_after_failures"}`,
 		`riskd_pebble_compactions_total`,
+		`riskd_pebble_flushes_total`,
+		`riskd_pebble_flushed_bytes_total`,
+		`riskd_pebble_compacted_bytes_total`,
+		`riskd_pebble_wal_bytes_total`,
 		`riskd_request_duration_seconds_bucket`,
 		// The login's states were not in memory: read (or found absent).
 		`riskd_feature_state_loads_total`,
@@ -479,6 +483,9 @@ func TestMetricsAndProfiles(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	if strings.Contains(string(body), "riskd_pebble_wal_bytes_total 0\n") {
+		t.Errorf("/metrics counts no write-ahead log bytes after a durable evaluation")
 	}
 	if strings.Contains(string(body), "riskd_feature_state_loads_total 0\n") {
 		t.Errorf("/metrics counts no feature state loads after an evaluation of a new account")

@@ -101,6 +101,10 @@ var (
 	descMemtable    = prometheus.NewDesc("riskd_pebble_memtable_bytes", "Pebble memtable size.", nil, nil)
 	descDiskUsage   = prometheus.NewDesc("riskd_pebble_disk_usage_bytes", "Bytes the store takes on disk.", nil, nil)
 	descReadAmp     = prometheus.NewDesc("riskd_pebble_read_amplification", "Pebble read amplification.", nil, nil)
+	descFlushes     = prometheus.NewDesc("riskd_pebble_flushes_total", "Pebble memtable flushes.", nil, nil)
+	descWALBytes    = prometheus.NewDesc("riskd_pebble_wal_bytes_total", "Bytes written to Pebble's write-ahead log.", nil, nil)
+	descFlushBytes  = prometheus.NewDesc("riskd_pebble_flushed_bytes_total", "Table bytes Pebble's flushes wrote.", nil, nil)
+	descCompBytes   = prometheus.NewDesc("riskd_pebble_compacted_bytes_total", "Table bytes Pebble's compactions wrote: with the flushed bytes, the write amplification.", nil, nil)
 
 	descFeatureHits     = prometheus.NewDesc("riskd_feature_state_hits_total", "Feature state periods found in the hot-state cache.", nil, nil)
 	descFeatureLoads    = prometheus.NewDesc("riskd_feature_state_loads_total", "Feature state periods not in the cache, read from Pebble.", nil, nil)
@@ -113,6 +117,7 @@ var (
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descCompactions, descCacheHits,
 		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp,
+		descFlushes, descWALBytes, descFlushBytes, descCompBytes,
 		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
 		ch <- d
 	}
@@ -132,6 +137,15 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(pm.MemTable.Size))
 	ch <- prometheus.MustNewConstMetric(descDiskUsage, prometheus.GaugeValue, float64(pm.DiskSpaceUsage()))
 	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(pm.ReadAmp()))
+	var flushed, compacted uint64
+	for _, l := range pm.Levels {
+		flushed += l.TableBytesFlushed
+		compacted += l.TableBytesCompacted
+	}
+	ch <- prometheus.MustNewConstMetric(descFlushes, prometheus.CounterValue, float64(pm.Flush.Count))
+	ch <- prometheus.MustNewConstMetric(descWALBytes, prometheus.CounterValue, float64(pm.WAL.BytesWritten))
+	ch <- prometheus.MustNewConstMetric(descFlushBytes, prometheus.CounterValue, float64(flushed))
+	ch <- prometheus.MustNewConstMetric(descCompBytes, prometheus.CounterValue, float64(compacted))
 	fs := c.eng.Features().Stats()
 	ch <- prometheus.MustNewConstMetric(descFeatureHits, prometheus.CounterValue, float64(fs.PeriodHits))
 	ch <- prometheus.MustNewConstMetric(descFeatureLoads, prometheus.CounterValue, float64(fs.PeriodLoads))
