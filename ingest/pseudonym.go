@@ -7,6 +7,8 @@ import (
 	"hash"
 	"sync"
 	"unsafe"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 )
 
 // Pseudonym kinds: the domain that separates one kind of identifier from
@@ -133,6 +135,26 @@ func pseudonymOf[T string | []byte](m *keyedMAC, kind string, value T) string {
 // is what makes the unsafe.String views immutable.
 type arena struct {
 	buf []byte
+}
+
+// newArena returns an arena with room for every pseudonym pb may need:
+// account and org, seven device identifiers, IP, IP prefix, BSSID and SSID,
+// payee and instrument, the query.
+func newArena(pb *riskv1.Event) arena {
+	n := 2
+	if pb.Device != nil {
+		n += 7
+	}
+	if pb.Network != nil {
+		n += 4
+	}
+	if pb.Payment != nil {
+		n += 2
+	}
+	if pb.ServiceLog != nil {
+		n++
+	}
+	return arena{buf: make([]byte, 0, n*PseudonymLen)}
 }
 
 func (a *arena) pseudonym(m *keyedMAC, kind, value string) string {
