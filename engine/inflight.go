@@ -8,7 +8,9 @@ import (
 )
 
 // call is one event id being processed; duplicates that arrive meanwhile
-// wait on done and share the answer.
+// wait on done and share the answer. done is made by the first duplicate
+// that waits (under the shard's lock): most ids have none, and an ingest
+// batch never waits.
 type call struct {
 	done chan struct{}
 	d    *riskv1.Decision
@@ -38,12 +40,15 @@ func (f *inflight) begin(key string) (c *call, leader bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.calls[key]; ok {
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
 		return c, false
 	}
 	if s.calls == nil {
 		s.calls = make(map[string]*call)
 	}
-	c = &call{done: make(chan struct{})}
+	c = &call{}
 	s.calls[key] = c
 	return c, true
 }
@@ -53,7 +58,10 @@ func (f *inflight) end(key string, c *call, d *riskv1.Decision, err error) {
 	s := &f.shards[f.shard(key)]
 	s.mu.Lock()
 	delete(s.calls, key)
-	s.mu.Unlock()
+	done := c.done
 	c.d, c.err = d, err
-	close(c.done)
+	s.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
 }

@@ -60,6 +60,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		written  [][]byte // the idempotency keys written, for the filter
 		pendings []*features.Pending
 		reports  []*event.Event // device reports whose profiles this batch writes
+		enc      []byte         // the last stored event's encoding, for the next one
 	)
 	release := func(err error) {
 		for _, p := range pendings {
@@ -82,13 +83,14 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 			continue
 		}
 		key := e.seenKey(ev.EventID)
-		c, leader := e.inflight.begin(string(key))
+		skey := string(key)
+		c, leader := e.inflight.begin(skey)
 		if !leader {
 			// Being evaluated or ingested right now, or repeated in this batch.
 			results[i].Duplicate = true
 			continue
 		}
-		calls = append(calls, held{string(key), c})
+		calls = append(calls, held{skey, c})
 		_, seen, err := e.lookupSeen(key, ev.EventID)
 		if err != nil {
 			_ = b.Close()
@@ -113,7 +115,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		}
 		if err == nil {
 			written = append(written, key)
-			_, err = ingest.PutEvent(eb, stored)
+			enc, err = ingest.AppendEvent(eb, enc, stored)
 		}
 		if err != nil {
 			_ = b.Close()

@@ -60,10 +60,17 @@ func timeKey(t time.Time) []byte {
 // PutEvent writes a stored event (the second result of Normalize) into b
 // and returns its encoding (a decision record carries the same bytes).
 func PutEvent(b *pebble.Batch, stored *riskv1.Event) ([]byte, error) {
+	return AppendEvent(b, nil, stored)
+}
+
+// AppendEvent is PutEvent encoding into buf's storage: the batch copies
+// what it is given, so a caller that keeps no encoding passes the previous
+// result back as buf and allocates nothing per event.
+func AppendEvent(b *pebble.Batch, buf []byte, stored *riskv1.Event) ([]byte, error) {
 	if stored.GetOccurredAt() == nil || stored.GetEventId() == "" {
 		return nil, fmt.Errorf("ingest: put event: stored event without event_id or occurred_at")
 	}
-	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(stored)
+	v, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(buf[:0], stored)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: put event: %w", err)
 	}
