@@ -215,8 +215,24 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 	if pb == nil {
 		return nil, nil, fieldErr("event", "required")
 	}
-	var v validator
 	ev := &event.Event{}
+	st, err := n.NormalizeInto(ev, pb)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ev, st, nil
+}
+
+// NormalizeInto is Normalize writing the in-memory event into *ev, which it
+// overwrites whole, so that a caller can reuse events (an Event is a
+// kilobyte, the largest allocation of an ingested event): *ev must not be
+// in use elsewhere, and after an error its contents are unspecified.
+func (n *Normalizer) NormalizeInto(ev *event.Event, pb *riskv1.Event) (*riskv1.Event, error) {
+	if pb == nil {
+		return nil, fieldErr("event", "required")
+	}
+	*ev = event.Event{}
+	var v validator
 	st, stTime, stNet, stLog := newStored(pb)
 	mac := n.macs[0]
 	ar := newArena(pb)
@@ -478,9 +494,9 @@ func (n *Normalizer) Normalize(pb *riskv1.Event) (*event.Event, *riskv1.Event, e
 	}
 
 	if v.err != nil {
-		return nil, nil, v.err
+		return nil, v.err
 	}
-	return ev, st, nil
+	return st, nil
 }
 
 // newStored allocates the stored form of pb together with the parts most

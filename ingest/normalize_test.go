@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -588,6 +589,24 @@ func BenchmarkNormalizeServiceLog(b *testing.B) {
 	reportCPU(b, cpu0)
 }
 
+// BenchmarkNormalizeIntoServiceLog is BenchmarkNormalizeServiceLog reusing
+// one event.Event, as a caller that pools them would.
+func BenchmarkNormalizeIntoServiceLog(b *testing.B) {
+	n := newTestNormalizer(b)
+	events := accessLogEvents()
+	var ev event.Event
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	i := 0
+	for b.Loop() {
+		if _, err := n.NormalizeInto(&ev, events[i%len(events)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	reportCPU(b, cpu0)
+}
+
 func BenchmarkNormalizeDeviceReport(b *testing.B) {
 	n := newTestNormalizer(b)
 	e := deviceReportEvent()
@@ -663,6 +682,34 @@ func TestMaxEventBytes(t *testing.T) {
 	}
 	if size := proto.Size(e); size > MaxEventBytes {
 		t.Errorf("an event at every bound is %d bytes, over MaxEventBytes %d", size, MaxEventBytes)
+	}
+}
+
+// TestNormalizeIntoReused normalizes events of every shape, and a refused
+// one, into one event.Event in turn: each result equals a fresh Normalize's,
+// nothing of the previous event is left over.
+func TestNormalizeIntoReused(t *testing.T) {
+	n := newTestNormalizer(t)
+	bad := loginEvent()
+	bad.Network.Ip = "not an ip"
+	events := []*riskv1.Event{loginEvent(), deviceReportEvent(), paymentEvent(), bad, attendanceEvent(),
+		serviceLogEvent("/users/13812345678", "q", 200), accessLogEvents()[1], loginEvent()}
+	var ev event.Event
+	for i, e := range events {
+		want, wantSt, wantErr := n.Normalize(e)
+		st, err := n.NormalizeInto(&ev, e)
+		if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+			t.Fatalf("event %d: NormalizeInto error %v, Normalize %v", i, err, wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		if !reflect.DeepEqual(ev, *want) {
+			t.Errorf("event %d: NormalizeInto gave\n%+v\nNormalize\n%+v", i, ev, *want)
+		}
+		if !proto.Equal(st, wantSt) {
+			t.Errorf("event %d: stored forms differ:\n%v\n%v", i, st, wantSt)
+		}
 	}
 }
 
