@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
@@ -44,8 +46,7 @@ type accessLog struct {
 	cookie  []int    // ... of "cookie"
 
 	// Reused from line to line.
-	buf      []byte   // the event id and the line, before they become one string
-	values   []string // the quoted fields of the line, by index in fields
+	values   [][]byte // the quoted fields of the line, by index in fields
 	raw      []bool   // whether values[i] is a slice of the (valid UTF-8) line
 	lastTime string   // the last time field parsed, when lastOK
 	lastAt   time.Time
@@ -91,7 +92,7 @@ func newAccessLog(accountFrom, extra string) (*accessLog, error) {
 			a.header = append(a.header, i)
 		}
 	}
-	a.values = make([]string, len(a.fields))
+	a.values = make([][]byte, len(a.fields))
 	a.raw = make([]bool, len(a.fields))
 	return a, nil
 }
@@ -119,37 +120,165 @@ const clfTime = "02/Jan/2006:15:04:05 -0700"
 
 var errNoAccount = errors.New("no account")
 
-// clfEvent is an event with the messages it points to, in one allocation.
-type clfEvent struct {
-	ev  riskv1.Event
-	net riskv1.Network
-	log riskv1.ServiceLog
-	at  timestamppb.Timestamp
+// accessEvent is the SERVICE_LOG event a line maps to, as its fields. The
+// byte slices are parts of the line, or of a copy where the line had to be
+// changed, and are valid as long as it is.
+type accessEvent struct {
+	id        [36]byte // "clf-" and 32 hex digits
+	seconds   int64    // occurred_at
+	nanos     int32
+	account   []byte
+	ip        []byte
+	userAgent []byte
+	action    string
+	resource  []byte
+	query     []byte
+	status    int32
+	referer   []byte // the referer attribute, empty for none
 }
 
 // parse maps one line (without its newline) to an event.
 func (a *accessLog) parse(line []byte) (*riskv1.Event, error) {
-	return a.parseInto(line, new(clfEvent))
+	var e accessEvent
+	if err := a.parseFields(line, &e); err != nil {
+		return nil, err
+	}
+	return e.event(), nil
 }
 
-// parseInto is parse with the event's messages in e, which must be zero. It
-// writes e only when it succeeds, so a zero e the line was rejected into is
-// still zero.
-func (a *accessLog) parseInto(line []byte, e *clfEvent) (*riskv1.Event, error) {
-	// The event id and the line's text become one string, which every
-	// field of the event is a part of.
-	sum := sha256.Sum256(line)
-	b := append(a.buf[:0], "clf-"...)
-	b = hex.AppendEncode(b, sum[:16])
-	b = append(b, line...)
-	if cap(b) <= 64<<10 {
-		a.buf = b // keep only ordinary lines' worth of scratch
+// event returns e as an Event message.
+func (e *accessEvent) event() *riskv1.Event {
+	ev := &riskv1.Event{
+		EventId:    string(e.id[:]),
+		Type:       riskv1.EventType_EVENT_TYPE_SERVICE_LOG,
+		OccurredAt: &timestamppb.Timestamp{Seconds: e.seconds, Nanos: e.nanos},
+		AccountId:  string(e.account),
+		Network:    &riskv1.Network{Ip: string(e.ip), UserAgent: string(e.userAgent)},
+		ServiceLog: &riskv1.ServiceLog{Action: e.action, Resource: string(e.resource), Query: string(e.query), Status: e.status},
 	}
-	all := string(b)
-	id, text := all[:len(all)-len(line)], all[len(all)-len(line):]
-	if !utf8.ValidString(text) {
+	if len(e.referer) > 0 {
+		ev.Attributes = map[string]string{"referer": string(e.referer)}
+	}
+	return ev
+}
+
+// Field numbers of the messages appendProto writes (api/risk/v1/event.proto
+// and google/protobuf/timestamp.proto). TestAccessEventWire holds
+// appendProto to proto.Marshal of event.
+const (
+	fieldEventID         = 1
+	fieldEventType       = 2
+	fieldEventOccurredAt = 3
+	fieldEventAccountID  = 4
+	fieldEventNetwork    = 7
+	fieldEventServiceLog = 13
+	fieldEventAttributes = 20
+
+	fieldTimestampSeconds = 1
+	fieldTimestampNanos   = 2
+
+	fieldNetworkIP        = 1
+	fieldNetworkUserAgent = 2
+
+	fieldServiceLogAction   = 1
+	fieldServiceLogResource = 2
+	fieldServiceLogQuery    = 3
+	fieldServiceLogStatus   = 4
+
+	fieldMapKey   = 1
+	fieldMapValue = 2
+)
+
+// appendProto appends e's Event in the protobuf encoding, the bytes
+// proto.Marshal(e.event()) makes, without building the messages. It
+// reports false, appending nothing, for an account id that is not valid
+// UTF-8, which proto.Marshal refuses (the other fields are valid by
+// construction).
+func (e *accessEvent) appendProto(b []byte) ([]byte, bool) {
+	if !utf8.Valid(e.account) {
+		return b, false
+	}
+	at := sizeVarintField(fieldTimestampSeconds, uint64(e.seconds)) + sizeVarintField(fieldTimestampNanos, uint64(int64(e.nanos)))
+	network := sizeBytesField(fieldNetworkIP, len(e.ip)) + sizeBytesField(fieldNetworkUserAgent, len(e.userAgent))
+	log := sizeBytesField(fieldServiceLogAction, len(e.action)) + sizeBytesField(fieldServiceLogResource, len(e.resource)) +
+		sizeBytesField(fieldServiceLogQuery, len(e.query)) + sizeVarintField(fieldServiceLogStatus, uint64(int64(e.status)))
+
+	b = protowire.AppendTag(b, fieldEventID, protowire.BytesType)
+	b = protowire.AppendBytes(b, e.id[:])
+	b = protowire.AppendTag(b, fieldEventType, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(riskv1.EventType_EVENT_TYPE_SERVICE_LOG))
+	b = protowire.AppendTag(b, fieldEventOccurredAt, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(at))
+	b = appendVarintField(b, fieldTimestampSeconds, uint64(e.seconds))
+	b = appendVarintField(b, fieldTimestampNanos, uint64(int64(e.nanos)))
+	b = appendBytesField(b, fieldEventAccountID, e.account)
+	b = protowire.AppendTag(b, fieldEventNetwork, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(network))
+	b = appendBytesField(b, fieldNetworkIP, e.ip)
+	b = appendBytesField(b, fieldNetworkUserAgent, e.userAgent)
+	b = protowire.AppendTag(b, fieldEventServiceLog, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(log))
+	if e.action != "" {
+		b = protowire.AppendTag(b, fieldServiceLogAction, protowire.BytesType)
+		b = protowire.AppendString(b, e.action)
+	}
+	b = appendBytesField(b, fieldServiceLogResource, e.resource)
+	b = appendBytesField(b, fieldServiceLogQuery, e.query)
+	b = appendVarintField(b, fieldServiceLogStatus, uint64(int64(e.status)))
+	if len(e.referer) > 0 {
+		// A map entry writes its key and value even when empty.
+		const key = "referer"
+		entry := protowire.SizeTag(fieldMapKey) + protowire.SizeBytes(len(key)) +
+			protowire.SizeTag(fieldMapValue) + protowire.SizeBytes(len(e.referer))
+		b = protowire.AppendTag(b, fieldEventAttributes, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(entry))
+		b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
+		b = protowire.AppendString(b, key)
+		b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
+		b = protowire.AppendBytes(b, e.referer)
+	}
+	return b, true
+}
+
+// The proto3 scalars of appendProto, which leaves out zero values.
+
+func sizeBytesField(num protowire.Number, n int) int {
+	if n == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+func sizeVarintField(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+// parseFields parses line into e, whose fields are then parts of line: e
+// is valid only as long as line is unchanged.
+func (a *accessLog) parseFields(line []byte, e *accessEvent) error {
+	text := line
+	if !utf8.Valid(text) {
 		// Protobuf strings must be UTF-8; the id still hashes the raw line.
-		text = strings.ToValidUTF8(text, "\uFFFD")
+		text = bytes.ToValidUTF8(text, []byte("\uFFFD"))
 	}
 	p := clfParser{s: text}
 	host := p.word()
@@ -157,11 +286,11 @@ func (a *accessLog) parseInto(line []byte, e *clfEvent) (*riskv1.Event, error) {
 	user := p.word()
 	ts, err := p.bracketed()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	request, requestRaw, err := p.quoted()
 	if err != nil {
-		return nil, fmt.Errorf("request: %w", err)
+		return fmt.Errorf("request: %w", err)
 	}
 	statusText := p.word()
 	p.word() // bytes sent
@@ -169,135 +298,130 @@ func (a *accessLog) parseInto(line []byte, e *clfEvent) (*riskv1.Event, error) {
 	for ; n < len(a.fields) && !p.done(); n++ {
 		a.values[n], a.raw[n], err = p.quoted()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a.fields[n], err)
+			return fmt.Errorf("%s: %w", a.fields[n], err)
 		}
 	}
-	if host == "" {
-		return nil, errors.New("empty line")
+	if len(host) == 0 {
+		return errors.New("empty line")
 	}
 	at, err := a.parseTime(ts)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	status, err := strconv.Atoi(statusText)
+	status, err := strconv.Atoi(string(statusText))
 	if err != nil || status < 0 || status > 999 {
-		return nil, fmt.Errorf("status %q: want 0..999", statusText)
+		return fmt.Errorf("status %q: want 0..999", statusText)
 	}
-	method, target, _ := strings.Cut(request, " ")
-	target, _, _ = strings.Cut(target, " ") // drop the protocol
-	path, rawQuery, _ := strings.Cut(target, "?")
+	method, target, _ := bytes.Cut(request, []byte(" "))
+	target, _, _ = bytes.Cut(target, []byte(" ")) // drop the protocol
+	path, rawQuery, _ := bytes.Cut(target, []byte("?"))
 
-	var account string
+	var account []byte
 	switch a.source {
 	case "user":
 		account = user
 	case "query":
 		account, err = queryValue(rawQuery, a.name)
 		if err != nil {
-			return nil, fmt.Errorf("query: %w", err)
+			return fmt.Errorf("query: %w", err)
 		}
 	case "header":
 		account, _ = a.field(a.header, n)
 	case "cookie":
-		if c, _ := a.field(a.cookie, n); c != "" && c != "-" {
-			cookies, err := http.ParseCookie(c)
+		if c, _ := a.field(a.cookie, n); len(c) > 0 && string(c) != "-" {
+			cookies, err := http.ParseCookie(string(c))
 			if err != nil {
-				return nil, fmt.Errorf("cookie: %w", err)
+				return fmt.Errorf("cookie: %w", err)
 			}
 			for _, ck := range cookies {
 				if ck.Name == a.name {
-					account = ck.Value
+					account = []byte(ck.Value)
 				}
 			}
 		}
 	}
-	if account == "" || account == "-" {
-		return nil, fmt.Errorf("%w (--account-from %s)", errNoAccount, a.accountFrom)
+	if len(account) == 0 || string(account) == "-" {
+		return fmt.Errorf("%w (--account-from %s)", errNoAccount, a.accountFrom)
 	}
 	if len(account) > maxAccountID {
-		return nil, fmt.Errorf("account id longer than %d bytes", maxAccountID)
+		return fmt.Errorf("account id longer than %d bytes", maxAccountID)
 	}
 
+	sum := sha256.Sum256(line)
+	copy(e.id[:], "clf-")
+	hex.Encode(e.id[4:], sum[:16])
+	e.seconds, e.nanos = at.Unix(), int32(at.Nanosecond())
+	e.account, e.ip, e.status = account, host, int32(status)
 	// A quoted field with escapes may hold any bytes; the rest of the line
 	// is valid UTF-8 already, and so are its parts cut at ASCII bytes.
-	fit := truncate
-	if requestRaw {
-		fit = cut
+	e.action = lowerMethod(fit(method, requestRaw, 64))
+	e.resource = fit(path, requestRaw, maxResource)
+	e.query = fit(rawQuery, requestRaw, maxQuery)
+	e.userAgent, e.referer = nil, nil
+	if ua, raw := a.field(a.agent, n); len(ua) > 0 && string(ua) != "-" {
+		e.userAgent = fit(ua, raw, maxUserAgent)
 	}
-	e.ev.EventId = id
-	e.ev.Type = riskv1.EventType_EVENT_TYPE_SERVICE_LOG
-	e.at.Seconds, e.at.Nanos = at.Unix(), int32(at.Nanosecond())
-	e.ev.OccurredAt = &e.at
-	e.ev.AccountId = account
-	e.net.Ip = host
-	e.ev.Network = &e.net
-	e.log.Action = lowerMethod(fit(method, 64))
-	e.log.Resource = fit(path, maxResource)
-	e.log.Query = fit(rawQuery, maxQuery)
-	e.log.Status = int32(status)
-	e.ev.ServiceLog = &e.log
-	if ua, raw := a.field(a.agent, n); ua != "" && ua != "-" {
-		e.net.UserAgent = fitField(ua, raw, maxUserAgent)
+	if ref, raw := a.field(a.referer, n); len(ref) > 0 && string(ref) != "-" {
+		e.referer = fit(ref, raw, maxAttribute)
 	}
-	if ref, raw := a.field(a.referer, n); ref != "" && ref != "-" {
-		e.ev.Attributes = map[string]string{"referer": fitField(ref, raw, maxAttribute)}
-	}
-	return &e.ev, nil
+	return nil
 }
 
 // field returns the value of the last of the quoted fields at indexes that
 // the line has (it has the first n), and whether it is a slice of the line.
-func (a *accessLog) field(indexes []int, n int) (string, bool) {
+func (a *accessLog) field(indexes []int, n int) ([]byte, bool) {
 	for i := len(indexes) - 1; i >= 0; i-- {
 		if indexes[i] < n {
 			return a.values[indexes[i]], a.raw[indexes[i]]
 		}
 	}
-	return "", true
+	return nil, true
 }
 
-// parseTime parses a log time. Consecutive lines mostly share their second, so
-// the last one parsed is remembered.
-func (a *accessLog) parseTime(ts string) (time.Time, error) {
-	if a.lastOK && ts == a.lastTime {
+// parseTime parses a log time. Consecutive lines mostly share their
+// second, so the last one parsed is remembered.
+func (a *accessLog) parseTime(ts []byte) (time.Time, error) {
+	if a.lastOK && string(ts) == a.lastTime {
 		return a.lastAt, nil
 	}
-	at, err := time.Parse(clfTime, ts)
+	text := string(ts)
+	at, err := time.Parse(clfTime, text)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("time %q: want like 10/Oct/2026:13:55:36 +0800", ts)
+		return time.Time{}, fmt.Errorf("time %q: want like 10/Oct/2026:13:55:36 +0800", text)
 	}
-	a.lastTime, a.lastAt, a.lastOK = ts, at, true
+	a.lastTime, a.lastAt, a.lastOK = text, at, true
 	return at, nil
 }
 
 // queryValue is url.ParseQuery(rawQuery).Get(name), with its errors,
 // without building the map when nothing in rawQuery needs unescaping.
-func queryValue(rawQuery, name string) (string, error) {
+func queryValue(rawQuery []byte, name string) ([]byte, error) {
 	// ParseQuery refuses a query of more parameters than its limit
 	// (10,000 by default), which a shorter query cannot have.
-	if len(rawQuery) >= 10000 || strings.ContainsAny(rawQuery, "%+;") {
-		q, err := url.ParseQuery(rawQuery)
+	if len(rawQuery) >= 10000 || bytes.ContainsAny(rawQuery, "%+;") {
+		q, err := url.ParseQuery(string(rawQuery))
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		return q.Get(name), nil
+		return []byte(q.Get(name)), nil
 	}
-	for rawQuery != "" {
-		var kv string
-		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
-		if kv == "" {
+	for len(rawQuery) > 0 {
+		var kv []byte
+		kv, rawQuery, _ = bytes.Cut(rawQuery, []byte("&"))
+		if len(kv) == 0 {
 			continue
 		}
-		if k, v, _ := strings.Cut(kv, "="); k == name {
+		if k, v, _ := bytes.Cut(kv, []byte("=")); string(k) == name {
 			return v, nil
 		}
 	}
-	return "", nil
+	return nil, nil
 }
 
-// lowerMethod is strings.ToLower without allocating for the usual methods.
-func lowerMethod(m string) string {
-	switch m {
+// lowerMethod is strings.ToLower(string(m)), without allocating for the
+// usual methods.
+func lowerMethod(m []byte) string {
+	switch string(m) {
 	case "GET":
 		return "get"
 	case "POST":
@@ -313,11 +437,11 @@ func lowerMethod(m string) string {
 	case "OPTIONS":
 		return "options"
 	}
-	return strings.ToLower(m)
+	return strings.ToLower(string(m))
 }
 
-// fitField is truncate, or cut when s is known to be valid UTF-8.
-func fitField(s string, valid bool, n int) string {
+// fit is truncate, or cut when s is known to be valid UTF-8.
+func fit(s []byte, valid bool, n int) []byte {
 	if valid {
 		return cut(s, n)
 	}
@@ -326,15 +450,15 @@ func fitField(s string, valid bool, n int) string {
 
 // truncate cuts s to at most n bytes without splitting a character, and
 // replaces invalid UTF-8, which protobuf strings may not hold.
-func truncate(s string, n int) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
+func truncate(s []byte, n int) []byte {
+	if !utf8.Valid(s) {
+		s = bytes.ToValidUTF8(s, []byte("\uFFFD"))
 	}
 	return cut(s, n)
 }
 
 // cut cuts valid UTF-8 s to at most n bytes without splitting a character.
-func cut(s string, n int) string {
+func cut(s []byte, n int) []byte {
 	if len(s) <= n {
 		return s
 	}
@@ -344,87 +468,87 @@ func cut(s string, n int) string {
 	return s[:n]
 }
 
-// clfParser reads the fields of a combined log line left to right.
+// clfParser reads the fields of a combined log line left to right; the
+// fields it returns are parts of the line, except quoted fields with
+// escapes.
 type clfParser struct {
-	s string
+	s []byte
+	i int // the next byte to read
 }
 
 func (p *clfParser) skipSpace() {
-	i := 0
-	for i < len(p.s) && (p.s[i] == ' ' || p.s[i] == '\t') {
-		i++
+	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t') {
+		p.i++
 	}
-	p.s = p.s[i:]
 }
 
 func (p *clfParser) done() bool {
 	p.skipSpace()
-	return p.s == ""
+	return p.i == len(p.s)
 }
 
 // word reads up to the next space.
-func (p *clfParser) word() string {
+func (p *clfParser) word() []byte {
 	p.skipSpace()
-	i := 0
-	for i < len(p.s) && p.s[i] != ' ' && p.s[i] != '\t' {
-		i++
+	start := p.i
+	for p.i < len(p.s) && p.s[p.i] != ' ' && p.s[p.i] != '\t' {
+		p.i++
 	}
-	w := p.s[:i]
-	p.s = p.s[i:]
-	return w
+	return p.s[start:p.i]
 }
 
-func (p *clfParser) bracketed() (string, error) {
+func (p *clfParser) bracketed() ([]byte, error) {
 	p.skipSpace()
-	if !strings.HasPrefix(p.s, "[") {
-		return "", errors.New("time: want [dd/Mon/yyyy:hh:mm:ss zone]")
+	rest := p.s[p.i:]
+	if len(rest) == 0 || rest[0] != '[' {
+		return nil, errors.New("time: want [dd/Mon/yyyy:hh:mm:ss zone]")
 	}
-	end := strings.IndexByte(p.s, ']')
+	end := bytes.IndexByte(rest, ']')
 	if end < 0 {
-		return "", errors.New("time: no closing ]")
+		return nil, errors.New("time: no closing ]")
 	}
-	v := p.s[1:end]
-	p.s = p.s[end+1:]
-	return v, nil
+	p.i += end + 1
+	return rest[1:end], nil
 }
 
 // quoted reads a double-quoted field. Apache escapes a quote inside as \"
 // and nginx as \x22; both are undone, as are \\ and the other \xHH. raw
-// says the field had no escapes, so it is a slice of the line.
-func (p *clfParser) quoted() (v string, raw bool, err error) {
+// says the field had no escapes, so it is a part of the line.
+func (p *clfParser) quoted() (v []byte, raw bool, err error) {
 	p.skipSpace()
-	if !strings.HasPrefix(p.s, `"`) {
-		return "", false, errors.New(`want a "quoted" field`)
+	s := p.s[p.i:]
+	if len(s) == 0 || s[0] != '"' {
+		return nil, false, errors.New(`want a "quoted" field`)
 	}
-	if end := strings.IndexByte(p.s[1:], '"') + 1; end > 0 && strings.IndexByte(p.s[1:end], '\\') < 0 {
-		v, p.s = p.s[1:end], p.s[end+1:]
-		return v, true, nil
+	if end := bytes.IndexByte(s[1:], '"') + 1; end > 0 && bytes.IndexByte(s[1:end], '\\') < 0 {
+		p.i += end + 1
+		return s[1:end], true, nil
 	}
-	var b strings.Builder
-	for i := 1; i < len(p.s); i++ {
-		c := p.s[i]
+	var b []byte
+	for i := 1; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case c == '"':
-			p.s = p.s[i+1:]
-			return b.String(), false, nil
-		case c == '\\' && i+1 < len(p.s):
-			next := p.s[i+1]
-			if next == 'x' && i+3 < len(p.s) {
-				if v, err := strconv.ParseUint(p.s[i+2:i+4], 16, 8); err == nil {
-					b.WriteByte(byte(v))
+			p.i += i + 1
+			return b, false, nil
+		case c == '\\' && i+1 < len(s):
+			next := s[i+1]
+			if next == 'x' && i+3 < len(s) {
+				if v, err := strconv.ParseUint(string(s[i+2:i+4]), 16, 8); err == nil {
+					b = append(b, byte(v))
 					i += 3
 					continue
 				}
 			}
 			if next == '"' || next == '\\' {
-				b.WriteByte(next)
+				b = append(b, next)
 				i++
 				continue
 			}
-			b.WriteByte(c)
+			b = append(b, c)
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	return "", false, errors.New("unterminated quoted field")
+	return nil, false, errors.New("unterminated quoted field")
 }

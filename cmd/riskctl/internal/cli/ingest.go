@@ -19,6 +19,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/auth"
@@ -126,6 +127,9 @@ type ingestRun struct {
 
 	mu      sync.Mutex // guards rejects
 	rejects *bufio.Writer
+
+	// free holds encoded batches' buffers that were sent, for reuse.
+	free chan []byte
 }
 
 func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string) error {
@@ -201,6 +205,7 @@ func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string)
 	stopProgress := r.startProgress(total, start)
 
 	batches := make(chan outBatch, 4*o.streams)
+	r.free = make(chan []byte, cap(batches)+o.streams+1) // as many as can be in use
 	readErr := make(chan error, 1)
 	go func() { readErr <- r.readAll(ctx, batches) }()
 
@@ -225,14 +230,22 @@ func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string)
 				if sendErr != nil {
 					continue // drain, so the reader finishes
 				}
-				if err := stream.Send(&riskv1.IngestRequest{Events: b.events}); err != nil {
+				req := &riskv1.IngestRequest{Events: b.events}
+				if b.wire != nil {
+					// The events, encoded: field 1 is what proto.Marshal
+					// writes for Events, so riskd reads the same message.
+					req.ProtoReflect().SetUnknown(b.wire)
+				}
+				err := stream.Send(req)
+				r.recycle(b.wire) // Send has copied it into the stream
+				if err != nil {
 					sendErr = err
 					cancel() // stop reading; CloseAndReceive has riskd's reason
 					continue
 				}
 				sent = append(sent, sentMsg{n, b.first})
-				n += int64(len(b.events))
-				r.sent.Add(int64(len(b.events)))
+				n += int64(b.n)
+				r.sent.Add(int64(b.n))
 			}
 			resp, err := stream.CloseAndReceive()
 			if err != nil {
@@ -282,9 +295,13 @@ func (o *ingestOptions) run(ctx context.Context, inv *invocation, args []string)
 	return r.finish(resp, inv.env.Clock.Now().Sub(start))
 }
 
-// outBatch is one message's events and the input index of the first.
+// outBatch is one message's n events and the input index of the first.
+// The events are either messages or, for access logs, wire: the message's
+// events field (1) already encoded.
 type outBatch struct {
 	events []*riskv1.Event
+	wire   []byte
+	n      int
 	first  int64
 }
 
@@ -294,29 +311,48 @@ func (r *ingestRun) readAll(ctx context.Context, out chan<- outBatch) error {
 	defer close(out)
 	var index int64
 	lastFile, lastLine := -1, int64(0)
-	batch := make([]*riskv1.Event, 0, r.o.batch)
+	var b outBatch
 	flush := func() error {
-		if len(batch) == 0 {
+		if b.n == 0 {
 			return nil
 		}
+		b.first = index - int64(b.n)
 		select {
-		case out <- outBatch{events: batch, first: index - int64(len(batch))}:
+		case out <- b:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		batch = make([]*riskv1.Event, 0, r.o.batch)
+		b = outBatch{}
 		return nil
 	}
 	for fi, name := range r.files {
-		err := r.readFile(fi, name, func(line int64, ev *riskv1.Event) error {
+		err := r.readFile(fi, name, func(line int64, ev *riskv1.Event, enc []byte) error {
+			if b.n > 0 && (ev != nil) != (b.events != nil) {
+				// A message holds events of one form.
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			if fi != lastFile || line != lastLine+1 {
 				r.segs = append(r.segs, segment{index: index, file: fi, line: line})
 			}
 			lastFile, lastLine = fi, line
 			index++
 			r.read.Add(1)
-			batch = append(batch, ev)
-			if len(batch) == cap(batch) {
+			if ev != nil {
+				if b.events == nil {
+					b.events = make([]*riskv1.Event, 0, r.o.batch)
+				}
+				b.events = append(b.events, ev)
+			} else {
+				if b.wire == nil {
+					b.wire = r.buffer()
+				}
+				b.wire = protowire.AppendTag(b.wire, 1, protowire.BytesType)
+				b.wire = protowire.AppendBytes(b.wire, enc)
+			}
+			b.n++
+			if b.n == r.o.batch {
 				return flush()
 			}
 			return nil
@@ -326,6 +362,27 @@ func (r *ingestRun) readAll(ctx context.Context, out chan<- outBatch) error {
 		}
 	}
 	return flush()
+}
+
+// buffer returns an empty buffer for an encoded batch, a sent one if any.
+func (r *ingestRun) buffer() []byte {
+	select {
+	case b := <-r.free:
+		return b[:0]
+	default:
+		return make([]byte, 0, 64<<10)
+	}
+}
+
+// recycle hands b, which nothing refers to any more, to buffer.
+func (r *ingestRun) recycle(b []byte) {
+	if b == nil {
+		return
+	}
+	select {
+	case r.free <- b:
+	default:
+	}
 }
 
 // countingReader counts the bytes read through it.
@@ -340,7 +397,9 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *riskv1.Event) error) error {
+// readFile parses one file and emits each event as a message (ev) or, for
+// an access log line, encoded (enc, valid only during the call).
+func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *riskv1.Event, enc []byte) error) error {
 	var in io.Reader = r.inv.env.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -361,7 +420,10 @@ func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *risk
 	}
 	format := r.o.format
 	var lineNo int64
-	var slab []clfEvent // access log events are allocated a slab at a time
+	var (
+		fields accessEvent
+		enc    []byte
+	)
 	for {
 		line, tooLong, err := readLine(br)
 		if len(line) == 0 && err != nil {
@@ -389,19 +451,17 @@ func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *risk
 		if format == "ndjson" {
 			ev = &riskv1.Event{}
 			err = protojson.Unmarshal(line, ev)
-		} else {
-			if len(slab) == 0 {
-				slab = make([]clfEvent, 256)
-			}
-			if ev, err = r.access.parseInto(line, &slab[0]); err == nil {
-				slab = slab[1:]
+		} else if err = r.access.parseFields(line, &fields); err == nil {
+			var ok bool
+			if enc, ok = fields.appendProto(enc[:0]); !ok {
+				ev = fields.event() // which Send refuses, as it always has
 			}
 		}
 		if err != nil {
 			r.reject(fi, lineNo, line, err)
 			continue
 		}
-		if err := emit(lineNo, ev); err != nil {
+		if err := emit(lineNo, ev, enc); err != nil {
 			return err
 		}
 	}

@@ -244,14 +244,15 @@ func TestTruncate(t *testing.T) {
 	}{
 		{"abc", 5, "abc"}, {"abcdef", 3, "abc"}, {"日本語", 4, "日"}, {"a\xffb", 5, "a\uFFFDb"},
 	} {
-		if got := truncate(tc.in, tc.n); got != tc.want {
+		if got := string(truncate([]byte(tc.in), tc.n)); got != tc.want {
 			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
 }
 
 // FuzzAccessLog checks that no line panics the parser, and that what it
-// accepts is an event riskd could take: valid UTF-8 within the bounds.
+// accepts is an event riskd could take: valid UTF-8 within the bounds,
+// encoded by appendProto as proto.Marshal encodes it.
 func FuzzAccessLog(f *testing.F) {
 	for _, l := range strings.Split(accessLines, "\n") {
 		f.Add(l)
@@ -266,8 +267,16 @@ func FuzzAccessLog(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := proto.Marshal(ev); err != nil {
+		want, err := proto.Marshal(ev)
+		if err != nil {
 			t.Fatalf("event does not marshal: %v", err)
+		}
+		var e accessEvent
+		if err := a.parseFields([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := e.appendProto(nil); !ok || !bytes.Equal(got, want) {
+			t.Fatalf("appendProto %x %v, proto.Marshal %x", got, ok, want)
 		}
 		if len(ev.GetNetwork().GetUserAgent()) > maxUserAgent || len(ev.GetServiceLog().GetResource()) > maxResource ||
 			len(ev.GetServiceLog().GetQuery()) > maxQuery || ev.GetAccountId() == "" {
