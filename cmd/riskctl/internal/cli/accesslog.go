@@ -162,113 +162,137 @@ func (e *accessEvent) event() *riskv1.Event {
 	return ev
 }
 
-// Field numbers of the messages appendProto writes (api/risk/v1/event.proto
-// and google/protobuf/timestamp.proto). TestAccessEventWire holds
-// appendProto to proto.Marshal of event.
+// Tags of the fields appendEvent writes (api/risk/v1/risk_service.proto,
+// event.proto and google/protobuf/timestamp.proto), as their one-byte
+// varints. TestAccessEventWire holds appendEvent to proto.Marshal.
 const (
-	fieldEventID         = 1
-	fieldEventType       = 2
-	fieldEventOccurredAt = 3
-	fieldEventAccountID  = 4
-	fieldEventNetwork    = 7
-	fieldEventServiceLog = 13
-	fieldEventAttributes = 20
+	tagIngestRequestEvents = 1<<3 | byte(protowire.BytesType)
 
-	fieldTimestampSeconds = 1
-	fieldTimestampNanos   = 2
+	tagEventID         = 1<<3 | byte(protowire.BytesType)
+	tagEventType       = 2<<3 | byte(protowire.VarintType)
+	tagEventOccurredAt = 3<<3 | byte(protowire.BytesType)
+	tagEventAccountID  = 4<<3 | byte(protowire.BytesType)
+	tagEventNetwork    = 7<<3 | byte(protowire.BytesType)
+	tagEventServiceLog = 13<<3 | byte(protowire.BytesType)
+	fieldEventAttrs    = 20 // two bytes
 
-	fieldNetworkIP        = 1
-	fieldNetworkUserAgent = 2
+	tagTimestampSeconds = 1<<3 | byte(protowire.VarintType)
+	tagTimestampNanos   = 2<<3 | byte(protowire.VarintType)
 
-	fieldServiceLogAction   = 1
-	fieldServiceLogResource = 2
-	fieldServiceLogQuery    = 3
-	fieldServiceLogStatus   = 4
+	tagNetworkIP        = 1<<3 | byte(protowire.BytesType)
+	tagNetworkUserAgent = 2<<3 | byte(protowire.BytesType)
 
-	fieldMapKey   = 1
-	fieldMapValue = 2
+	tagServiceLogAction   = 1<<3 | byte(protowire.BytesType)
+	tagServiceLogResource = 2<<3 | byte(protowire.BytesType)
+	tagServiceLogQuery    = 3<<3 | byte(protowire.BytesType)
+	tagServiceLogStatus   = 4<<3 | byte(protowire.VarintType)
+
+	tagMapKey   = 1<<3 | byte(protowire.BytesType)
+	tagMapValue = 2<<3 | byte(protowire.BytesType)
 )
 
-// appendProto appends e's Event in the protobuf encoding, the bytes
-// proto.Marshal(e.event()) makes, without building the messages. It
-// reports false, appending nothing, for an account id that is not valid
-// UTF-8, which proto.Marshal refuses (the other fields are valid by
-// construction).
-func (e *accessEvent) appendProto(b []byte) ([]byte, bool) {
-	if !utf8.Valid(e.account) {
-		return b, false
-	}
-	at := sizeVarintField(fieldTimestampSeconds, uint64(e.seconds)) + sizeVarintField(fieldTimestampNanos, uint64(int64(e.nanos)))
-	network := sizeBytesField(fieldNetworkIP, len(e.ip)) + sizeBytesField(fieldNetworkUserAgent, len(e.userAgent))
-	log := sizeBytesField(fieldServiceLogAction, len(e.action)) + sizeBytesField(fieldServiceLogResource, len(e.resource)) +
-		sizeBytesField(fieldServiceLogQuery, len(e.query)) + sizeVarintField(fieldServiceLogStatus, uint64(int64(e.status)))
+// referer is the attribute a line's referer goes to.
+const referer = "referer"
 
-	b = protowire.AppendTag(b, fieldEventID, protowire.BytesType)
-	b = protowire.AppendBytes(b, e.id[:])
-	b = protowire.AppendTag(b, fieldEventType, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(riskv1.EventType_EVENT_TYPE_SERVICE_LOG))
-	b = protowire.AppendTag(b, fieldEventOccurredAt, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(at))
-	b = appendVarintField(b, fieldTimestampSeconds, uint64(e.seconds))
-	b = appendVarintField(b, fieldTimestampNanos, uint64(int64(e.nanos)))
-	b = appendBytesField(b, fieldEventAccountID, e.account)
-	b = protowire.AppendTag(b, fieldEventNetwork, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(network))
-	b = appendBytesField(b, fieldNetworkIP, e.ip)
-	b = appendBytesField(b, fieldNetworkUserAgent, e.userAgent)
-	b = protowire.AppendTag(b, fieldEventServiceLog, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(log))
-	if e.action != "" {
-		b = protowire.AppendTag(b, fieldServiceLogAction, protowire.BytesType)
-		b = protowire.AppendString(b, e.action)
-	}
-	b = appendBytesField(b, fieldServiceLogResource, e.resource)
-	b = appendBytesField(b, fieldServiceLogQuery, e.query)
-	b = appendVarintField(b, fieldServiceLogStatus, uint64(int64(e.status)))
-	if len(e.referer) > 0 {
-		// A map entry writes its key and value even when empty.
-		const key = "referer"
-		entry := protowire.SizeTag(fieldMapKey) + protowire.SizeBytes(len(key)) +
-			protowire.SizeTag(fieldMapValue) + protowire.SizeBytes(len(e.referer))
-		b = protowire.AppendTag(b, fieldEventAttributes, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(entry))
-		b = protowire.AppendTag(b, fieldMapKey, protowire.BytesType)
-		b = protowire.AppendString(b, key)
-		b = protowire.AppendTag(b, fieldMapValue, protowire.BytesType)
-		b = protowire.AppendBytes(b, e.referer)
-	}
-	return b, true
+// encodable says whether appendEvent may encode e: proto.Marshal refuses
+// an account id that is not valid UTF-8 (the other fields are valid by
+// construction).
+func (e *accessEvent) encodable() bool {
+	return utf8.Valid(e.account)
 }
 
-// The proto3 scalars of appendProto, which leaves out zero values.
+// appendEvent appends e, which must be encodable, as one element of
+// IngestRequest.events in the protobuf encoding: the bytes proto.Marshal
+// writes for IngestRequest{Events: {e.event()}}, without building the
+// messages.
+func (e *accessEvent) appendEvent(b []byte) []byte {
+	// Sizes first: a message's length precedes it. Proto3 leaves out
+	// fields that hold their zero value.
+	at := varintFieldSize(uint64(e.seconds)) + varintFieldSize(uint64(int64(e.nanos)))
+	network := bytesFieldSize(len(e.ip)) + bytesFieldSize(len(e.userAgent))
+	log := bytesFieldSize(len(e.action)) + bytesFieldSize(len(e.resource)) +
+		bytesFieldSize(len(e.query)) + varintFieldSize(uint64(int64(e.status)))
+	attrs := 0
+	if len(e.referer) > 0 {
+		// A map entry writes its key and value even when empty.
+		attrs = 2 + len(referer) + 1 + protowire.SizeBytes(len(e.referer))
+	}
+	event := 2 + len(e.id) + 2 + 1 + protowire.SizeBytes(at) + bytesFieldSize(len(e.account)) +
+		1 + protowire.SizeBytes(network) + 1 + protowire.SizeBytes(log)
+	if attrs > 0 {
+		event += protowire.SizeTag(fieldEventAttrs) + protowire.SizeBytes(attrs)
+	}
 
-func sizeBytesField(num protowire.Number, n int) int {
+	b = append(b, tagIngestRequestEvents)
+	b = appendVarint(b, uint64(event))
+	b = append(b, tagEventID, byte(len(e.id)))
+	b = append(b, e.id[:]...)
+	b = append(b, tagEventType, byte(riskv1.EventType_EVENT_TYPE_SERVICE_LOG))
+	b = append(b, tagEventOccurredAt)
+	b = appendVarint(b, uint64(at))
+	b = appendVarintField(b, tagTimestampSeconds, uint64(e.seconds))
+	b = appendVarintField(b, tagTimestampNanos, uint64(int64(e.nanos)))
+	b = appendBytesField(b, tagEventAccountID, e.account)
+	b = append(b, tagEventNetwork)
+	b = appendVarint(b, uint64(network))
+	b = appendBytesField(b, tagNetworkIP, e.ip)
+	b = appendBytesField(b, tagNetworkUserAgent, e.userAgent)
+	b = append(b, tagEventServiceLog)
+	b = appendVarint(b, uint64(log))
+	if e.action != "" {
+		b = append(b, tagServiceLogAction)
+		b = appendVarint(b, uint64(len(e.action)))
+		b = append(b, e.action...)
+	}
+	b = appendBytesField(b, tagServiceLogResource, e.resource)
+	b = appendBytesField(b, tagServiceLogQuery, e.query)
+	b = appendVarintField(b, tagServiceLogStatus, uint64(int64(e.status)))
+	if attrs > 0 {
+		b = protowire.AppendTag(b, fieldEventAttrs, protowire.BytesType)
+		b = appendVarint(b, uint64(attrs))
+		b = append(b, tagMapKey, byte(len(referer)))
+		b = append(b, referer...)
+		b = appendBytesField(b, tagMapValue, e.referer)
+	}
+	return b
+}
+
+func bytesFieldSize(n int) int {
 	if n == 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+	return 1 + protowire.SizeBytes(n)
 }
 
-func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
+func appendBytesField(b []byte, tag byte, v []byte) []byte {
 	if len(v) == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
+	b = append(b, tag)
+	b = appendVarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
-func sizeVarintField(num protowire.Number, v uint64) int {
+func varintFieldSize(v uint64) int {
 	if v == 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+	return 1 + protowire.SizeVarint(v)
 }
 
-func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+func appendVarintField(b []byte, tag byte, v uint64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
+	b = append(b, tag)
+	return appendVarint(b, v)
+}
+
+// appendVarint is protowire.AppendVarint with the one-byte case inline.
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
 	return protowire.AppendVarint(b, v)
 }
 

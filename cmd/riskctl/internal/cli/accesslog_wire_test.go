@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 )
 
 // wireLines cover every field appendProto writes, present and absent,
@@ -25,8 +27,8 @@ var wireLines = []struct {
 	{"cookie:uid", "x,cookie", `10.0.0.1 - - [28/Nov/2026:09:00:00 +0000] "GET / HTTP/1.1" 200 0 "-" "-" "x" "a=b; uid=c9"`},
 }
 
-// appendProto writes what proto.Marshal writes for the same event, so
-// riskd reads the same message either way.
+// appendEvent writes what proto.Marshal writes for the same event in an
+// IngestRequest, so riskd reads the same message either way.
 func TestAccessEventWire(t *testing.T) {
 	for _, tc := range wireLines {
 		t.Run(tc.line[:min(len(tc.line), 60)], func(t *testing.T) {
@@ -38,22 +40,21 @@ func TestAccessEventWire(t *testing.T) {
 			if err := a.parseFields([]byte(tc.line), &e); err != nil {
 				t.Fatal(err)
 			}
-			got, ok := e.appendProto([]byte("prefix"))
-			if !ok {
-				t.Fatal("appendProto refused the event")
+			if !e.encodable() {
+				t.Fatal("not encodable")
 			}
-			want, err := proto.Marshal(e.event())
+			want, err := proto.Marshal(&riskv1.IngestRequest{Events: []*riskv1.Event{e.event(), e.event()}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got, append([]byte("prefix"), want...)) {
-				t.Errorf("appendProto\n%x\nproto.Marshal\n%x", got, want)
+			if got := e.appendEvent(e.appendEvent(nil)); !bytes.Equal(got, want) {
+				t.Errorf("appendEvent\n%x\nproto.Marshal\n%x", got, want)
 			}
 		})
 	}
 }
 
-// An account id that is not UTF-8 (from an escape) is not encoded: the
+// An account id that is not UTF-8 (from an escape) is not encodable: the
 // event goes as a message, whose marshalling refuses it as it always has.
 func TestAccessEventWireInvalidAccount(t *testing.T) {
 	a, err := newAccessLog("query:uid", "")
@@ -64,8 +65,8 @@ func TestAccessEventWireInvalidAccount(t *testing.T) {
 	if err := a.parseFields([]byte(`10.0.0.1 - - [28/Nov/2026:09:00:00 +0000] "GET /?uid=%ff HTTP/1.1" 200 1`), &e); err != nil {
 		t.Fatal(err)
 	}
-	if b, ok := e.appendProto(nil); ok || len(b) != 0 {
-		t.Errorf("appendProto = %x, %v; want nothing, false", b, ok)
+	if e.encodable() {
+		t.Error("encodable")
 	}
 	if _, err := proto.Marshal(e.event()); err == nil {
 		t.Error("proto.Marshal accepted an account id that is not UTF-8")

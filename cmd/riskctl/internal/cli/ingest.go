@@ -19,7 +19,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/auth"
@@ -326,7 +325,10 @@ func (r *ingestRun) readAll(ctx context.Context, out chan<- outBatch) error {
 		return nil
 	}
 	for fi, name := range r.files {
-		err := r.readFile(fi, name, func(line int64, ev *riskv1.Event, enc []byte) error {
+		err := r.readFile(fi, name, func(line int64, ev *riskv1.Event, access *accessEvent) error {
+			if ev == nil && !access.encodable() {
+				ev = access.event() // which Send refuses, as it always has
+			}
 			if b.n > 0 && (ev != nil) != (b.events != nil) {
 				// A message holds events of one form.
 				if err := flush(); err != nil {
@@ -348,8 +350,7 @@ func (r *ingestRun) readAll(ctx context.Context, out chan<- outBatch) error {
 				if b.wire == nil {
 					b.wire = r.buffer()
 				}
-				b.wire = protowire.AppendTag(b.wire, 1, protowire.BytesType)
-				b.wire = protowire.AppendBytes(b.wire, enc)
+				b.wire = access.appendEvent(b.wire)
 			}
 			b.n++
 			if b.n == r.o.batch {
@@ -370,7 +371,7 @@ func (r *ingestRun) buffer() []byte {
 	case b := <-r.free:
 		return b[:0]
 	default:
-		return make([]byte, 0, 64<<10)
+		return make([]byte, 0, min(r.o.batch*300, 4<<20)) // about a message of access log events
 	}
 }
 
@@ -398,8 +399,8 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 // readFile parses one file and emits each event as a message (ev) or, for
-// an access log line, encoded (enc, valid only during the call).
-func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *riskv1.Event, enc []byte) error) error {
+// an access log line, as its fields (access, valid only during the call).
+func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *riskv1.Event, access *accessEvent) error) error {
 	var in io.Reader = r.inv.env.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -420,10 +421,7 @@ func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *risk
 	}
 	format := r.o.format
 	var lineNo int64
-	var (
-		fields accessEvent
-		enc    []byte
-	)
+	var access accessEvent
 	for {
 		line, tooLong, err := readLine(br)
 		if len(line) == 0 && err != nil {
@@ -451,17 +449,14 @@ func (r *ingestRun) readFile(fi int, name string, emit func(line int64, ev *risk
 		if format == "ndjson" {
 			ev = &riskv1.Event{}
 			err = protojson.Unmarshal(line, ev)
-		} else if err = r.access.parseFields(line, &fields); err == nil {
-			var ok bool
-			if enc, ok = fields.appendProto(enc[:0]); !ok {
-				ev = fields.event() // which Send refuses, as it always has
-			}
+		} else {
+			err = r.access.parseFields(line, &access)
 		}
 		if err != nil {
 			r.reject(fi, lineNo, line, err)
 			continue
 		}
-		if err := emit(lineNo, ev, enc); err != nil {
+		if err := emit(lineNo, ev, &access); err != nil {
 			return err
 		}
 	}

@@ -252,7 +252,7 @@ func TestTruncate(t *testing.T) {
 
 // FuzzAccessLog checks that no line panics the parser, and that what it
 // accepts is an event riskd could take: valid UTF-8 within the bounds,
-// encoded by appendProto as proto.Marshal encodes it.
+// encoded by appendEvent as proto.Marshal encodes it.
 func FuzzAccessLog(f *testing.F) {
 	for _, l := range strings.Split(accessLines, "\n") {
 		f.Add(l)
@@ -267,7 +267,7 @@ func FuzzAccessLog(f *testing.F) {
 		if err != nil {
 			return
 		}
-		want, err := proto.Marshal(ev)
+		want, err := proto.Marshal(&riskv1.IngestRequest{Events: []*riskv1.Event{ev}})
 		if err != nil {
 			t.Fatalf("event does not marshal: %v", err)
 		}
@@ -275,8 +275,8 @@ func FuzzAccessLog(f *testing.F) {
 		if err := a.parseFields([]byte(line), &e); err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := e.appendProto(nil); !ok || !bytes.Equal(got, want) {
-			t.Fatalf("appendProto %x %v, proto.Marshal %x", got, ok, want)
+		if got := e.appendEvent(nil); !e.encodable() || !bytes.Equal(got, want) {
+			t.Fatalf("appendEvent %x, proto.Marshal %x", got, want)
 		}
 		if len(ev.GetNetwork().GetUserAgent()) > maxUserAgent || len(ev.GetServiceLog().GetResource()) > maxResource ||
 			len(ev.GetServiceLog().GetQuery()) > maxQuery || ev.GetAccountId() == "" {
