@@ -76,8 +76,12 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		}
 		e.ingestSem.release(units)
 	}
+	var ev *event.Event // reused until an event is kept (a device report)
 	for i, pb := range events {
-		ev, stored, err := e.norm.Normalize(pb)
+		if ev == nil {
+			ev = new(event.Event)
+		}
+		stored, err := e.norm.NormalizeInto(ev, pb)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -112,6 +116,7 @@ func (e *Engine) StartIngest(ctx context.Context, events []*riskv1.Event) (wait 
 		if err == nil && ev.Type == event.DeviceReport {
 			reports = append(reports, ev)
 			err = e.profiles.Record(ev, b)
+			ev = nil
 		}
 		if err == nil {
 			written = append(written, key)
