@@ -146,3 +146,53 @@ func TestAccessLogRepeatedField(t *testing.T) {
 		}
 	}
 }
+
+// Files of both formats in one run: a message holds events of one form
+// (messages or encoded), and riskd's rejections still come back as the
+// right file:line across the change.
+func TestIngestMixedFormats(t *testing.T) {
+	fake, srv := startFakeRiskd(t)
+	h := newHarness(t, srv.URL)
+	dir := t.TempDir()
+	a := writeFile(t, dir, "a.ndjson", `{"eventId":"n1","accountId":"u1"}
+{"eventId":"n2"}
+`)
+	b := writeFile(t, dir, "b.log", accessLines+"not a log line\n"+accessLines)
+	c := writeFile(t, dir, "c.ndjson", `{"eventId":"n3"}
+`)
+	r := h.run("ingest", "--batch", "3", "--progress", "none", a, b, c)
+	if r.code != ExitRejected {
+		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		a + ":2: events[1].account_id: required",
+		b + ":2: no account",
+		b + ":3: ",
+		b + ":5: no account",
+		c + ":1: events[",
+		"ingest: 5 events read, 2 accepted, 1 duplicates, 5 rejected",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	// n1 n2 | the log's first line and its copy (a duplicate) | n3: each
+	// form in messages of its own, though three events fit in one.
+	if n := fake.messageCount(); n != 3 {
+		t.Errorf("%d messages, want 3", n)
+	}
+	al, err := newAccessLog("user", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := al.parse([]byte(strings.SplitN(accessLines, "\n", 2)[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.ingestedEvent(want.GetEventId()); !proto.Equal(got, want) {
+		t.Errorf("ingested %v, want %v", got, want)
+	}
+	if got := fake.ingestedEvent("n1"); got.GetAccountId() != "u1" {
+		t.Errorf("n1 ingested as %v", got)
+	}
+}
