@@ -16,6 +16,7 @@ package memlimit
 import (
 	"fmt"
 	"math"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -111,15 +112,31 @@ func DefaultFrom(getenv func(string) string) (int64, error) {
 	return n, nil
 }
 
+// GCPercent is the collector's target (GOGC) under a memory limit, unless
+// the environment sets GOGC: between collections the heap may grow to three
+// times its live size instead of two. On a small live heap (ingest) that
+// halves the collections, and their CPU: 16.7-19.8 µs an ingested event
+// against 18.8-21.1 with GOGC=100 (bench/ingest.sh, 1,000,000 lines,
+// alternating). On a large one (a 1M population's hot state) the limit, not
+// GOGC, sets when the collector runs, as before.
+const GCPercent = 200
+
 // Apply sets the process's soft memory limit to n bytes (0 or less: none)
-// and returns the previous one (0 when there was none). It is process-wide:
-// a program's main calls it once, as riskd's does.
+// and returns the previous one (0 when there was none). With a limit, and
+// no GOGC in the environment, it sets the collector's target to GCPercent;
+// without one, to Go's default 100, since nothing would then bound the
+// heap's growth. It is process-wide: a program's main calls it once, as
+// riskd's does.
 func Apply(n int64) (prev int64) {
+	pct := GCPercent
 	if n <= 0 {
-		n = math.MaxInt64
+		n, pct = math.MaxInt64, 100
 	}
 	if prev = debug.SetMemoryLimit(n); prev == math.MaxInt64 {
 		prev = 0
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(pct)
 	}
 	return prev
 }

@@ -107,3 +107,24 @@ func TestApply(t *testing.T) {
 		t.Errorf("Apply after none returned %d, want 0", prev)
 	}
 }
+
+func TestApplySetsTheCollectorsTarget(t *testing.T) {
+	orig, origPct := debug.SetMemoryLimit(-1), debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetMemoryLimit(orig); debug.SetGCPercent(origPct) })
+	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	t.Setenv("GOGC", "")
+	Apply(Default)
+	if got := gcPercent(); got != GCPercent {
+		t.Errorf("GC percent %d under a limit, want %d", got, GCPercent)
+	}
+	Apply(0)
+	if got := gcPercent(); got != 100 {
+		t.Errorf("GC percent %d without a limit, want 100", got)
+	}
+	t.Setenv("GOGC", "50")
+	debug.SetGCPercent(50) // as the runtime does at start
+	Apply(Default)
+	if got := gcPercent(); got != 50 {
+		t.Errorf("GC percent %d with GOGC=50 in the environment, want 50", got)
+	}
+}
