@@ -194,14 +194,7 @@ const (
 // referer is the attribute a line's referer goes to.
 const referer = "referer"
 
-// encodable says whether appendEvent may encode e: proto.Marshal refuses
-// an account id that is not valid UTF-8 (the other fields are valid by
-// construction).
-func (e *accessEvent) encodable() bool {
-	return utf8.Valid(e.account)
-}
-
-// appendEvent appends e, which must be encodable, as one element of
+// appendEvent appends e as one element of
 // IngestRequest.events in the protobuf encoding: the bytes proto.Marshal
 // writes for IngestRequest{Events: {e.event()}}, without building the
 // messages.
@@ -369,6 +362,10 @@ func (a *accessLog) parseFields(line []byte, e *accessEvent) error {
 	}
 	if len(account) > maxAccountID {
 		return fmt.Errorf("account id longer than %d bytes", maxAccountID)
+	}
+	if !utf8.Valid(account) {
+		// An escape may decode to any bytes; the API's strings are UTF-8.
+		return fmt.Errorf("account id is not valid UTF-8 (--account-from %s)", a.accountFrom)
 	}
 
 	sum := sha256.Sum256(line)

@@ -164,6 +164,12 @@ func (f *fakeRiskd) ingestedEvent(id string) *riskv1.Event {
 	return f.ingested[id]
 }
 
+func (f *fakeRiskd) ingestedCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.ingested)
+}
+
 func (f *fakeRiskd) messageCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -326,9 +326,6 @@ func (r *ingestRun) readAll(ctx context.Context, out chan<- outBatch) error {
 	}
 	for fi, name := range r.files {
 		err := r.readFile(fi, name, func(line int64, ev *riskv1.Event, access *accessEvent) error {
-			if ev == nil && !access.encodable() {
-				ev = access.event() // which Send refuses, as it always has
-			}
 			if b.n > 0 && (ev != nil) != (b.events != nil) {
 				// A message holds events of one form.
 				if err := flush(); err != nil {
