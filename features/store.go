@@ -458,10 +458,10 @@ func (s *Store) preload(w *work) error {
 	w.gen = s.diskGen.Load()
 	for si := range w.plans {
 		p := &w.plans[si]
-		p.pre = [2]*periodState{}
 		if !p.ok {
-			continue
+			continue // its pre is nil: prepare reset the plans it used
 		}
+		p.pre = [2]*periodState{}
 		st := s.cat.states[si]
 		if p.e = s.cache.get(p.h, st.id, p.ent); p.e != nil {
 			continue
@@ -534,7 +534,9 @@ func (s *Store) loadAll(w *work, write bool) error {
 	var hits, loads int
 	for i := range w.plans {
 		hits, loads = hits+w.plans[i].hits, loads+w.plans[i].loads
-		w.plans[i].pre = [2]*periodState{}
+		if w.plans[i].pre != [2]*periodState{} { // a write only where one is needed
+			w.plans[i].pre = [2]*periodState{}
+		}
 	}
 	s.hits.Add(int64(hits))
 	s.loads.Add(int64(loads))
