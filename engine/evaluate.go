@@ -41,6 +41,9 @@ type run struct {
 	// its answer to the pipeline when recording it failed (nil when it
 	// landed or still may), so that the pipeline records it instead.
 	late chan *riskv1.Decision
+	// pipelined: a pipeline runs for the event and releases the
+	// evaluation's slot (Engine.slots) when it ends. Set before it starts.
+	pipelined bool
 }
 
 const (
@@ -65,10 +68,19 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 	}
 	select {
 	case e.slots <- struct{}{}:
-		defer func() { <-e.slots }()
 	default:
 		return nil, ErrOverloaded
 	}
+	// The slot is held until the work is done, not until the answer: a
+	// pipeline that overran the budget keeps it (and its memory) until it
+	// ends, so that overruns shed new requests instead of piling up
+	// pipelines without bound.
+	var r *run
+	defer func() {
+		if r == nil || !r.pipelined {
+			<-e.slots
+		}
+	}()
 	ev, stored, err := e.norm.Normalize(pb)
 	if err != nil {
 		return nil, err
@@ -93,7 +105,7 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 			return d, nil
 		}
 	}
-	r := &run{key: skey, call: c, out: make(chan struct{}, 1)}
+	r = &run{key: skey, call: c, out: make(chan struct{}, 1)}
 	d, err, handedOff := e.evaluateLeader(ev, stored, key, arrived, deadline, r)
 	if !handedOff {
 		e.inflight.end(r.key, c, d, err)
@@ -117,6 +129,7 @@ func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byt
 		return prev, nil, false
 	}
 
+	r.pipelined = true // the pipeline gives the slot back
 	go e.pipeline(ev, stored, key, arrived, r)
 
 	// Keep a fifth of the budget to record the fail mode if the pipeline
@@ -217,6 +230,8 @@ var vectorPool = sync.Pool{New: func() any { return new(features.Vector) }}
 // pipeline reads and updates features, runs the rules, and records the
 // decision, unless the overrun path claimed the event first.
 func (e *Engine) pipeline(ev *event.Event, stored *riskv1.Event, key []byte, arrived time.Time, r *run) {
+	defer func() { <-e.slots }() // Evaluate's, taken over (run.pipelined)
+
 	mine := false // this goroutine claimed the event
 	var pending *features.Pending
 	defer func() {

@@ -117,6 +117,58 @@ func TestBudgetStalledStore(t *testing.T) {
 	}
 }
 
+// An evaluation that overran its budget keeps its slot until its pipeline
+// ends: with the disk stalled, MaxInFlight overruns answer degraded and the
+// next request is shed (resource_exhausted) instead of starting one more
+// pipeline that would hold its memory until the disk answers.
+func TestBudgetOverrunsHoldTheirSlots(t *testing.T) {
+	const slots = 4
+	fs := &stallFS{FS: vfs.Default}
+	var eng atomic.Pointer[engine.Engine]
+	s := startServer(t, serverSetup{hooks: Hooks{
+		Engine: func(o *engine.Options) { o.FS = fs; o.Budget = 50 * time.Millisecond; o.MaxInFlight = slots },
+		Opened: func(e *engine.Engine) { eng.Store(e) },
+	}})
+	s.evaluate(loginEvent("warm", "acct-s", "dev-s", true, time.Now()))
+
+	fs.stall.Store(int64(3 * time.Second))
+	client := s.risk(protoConnect, s.creds.Service)
+	errs := make(chan error, slots)
+	for i := range slots {
+		go func() {
+			res, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
+				Event: loginEvent(fmt.Sprintf("slot-%d", i), "acct-s", "dev-s", true, time.Now())}))
+			if err == nil && !res.Msg.GetDecision().GetDegraded() {
+				err = fmt.Errorf("slot-%d: not degraded with the disk stalled", i)
+			}
+			errs <- err
+		}()
+	}
+	for range slots {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := eng.Load().Stats().InFlight; n != slots {
+		t.Errorf("%d evaluations in flight after %d overran with the disk stalled, want %d", n, slots, slots)
+	}
+	_, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
+		Event: loginEvent("one-more", "acct-s", "dev-s", true, time.Now())}))
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Errorf("one more evaluation while the overruns' pipelines wait for the disk: %v, want resource_exhausted", err)
+	}
+	fs.stall.Store(0)
+	// The pipelines end once the disk answers, and give their slots back.
+	for deadline := time.Now().Add(15 * time.Second); eng.Load().Stats().InFlight != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d evaluations still in flight after the disk answered", eng.Load().Stats().InFlight)
+		}
+	}
+	if d := s.evaluate(loginEvent("after", "acct-s", "dev-s", true, time.Now())); d.GetDegraded() {
+		t.Errorf("degraded after the disk answered: %s", d.GetDegradedReason())
+	}
+}
+
 // A rule that fails at run time is an internal fault: Evaluate answers with
 // the fail mode, degraded, and records that decision.
 func TestBudgetRuleFault(t *testing.T) {
