@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
@@ -99,29 +98,7 @@ func runCombined(n, accounts int, span time.Duration, seed uint64, out string) e
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(dst, 1<<20)
-	rng := rand.New(rand.NewPCG(seed, 99))
-	paths := []string{"/", "/item/%d", "/search", "/cart", "/api/feed", "/user/%d/profile", "/static/app.js"}
-	methods := []string{"GET", "GET", "GET", "POST"}
-	agents := []string{
-		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-		"RiskdDemo/8.0.48 (Android 14; Honor Magic6)",
-	}
-	start := time.Now().Add(-span)
-	for i := 0; i < n; i++ {
-		at := start.Add(time.Duration(int64(i) * int64(span) / int64(n)))
-		acct := rng.IntN(accounts)
-		p := paths[rng.IntN(len(paths))]
-		if strings.Contains(p, "%d") {
-			p = fmt.Sprintf(p, rng.IntN(100000))
-		}
-		fmt.Fprintf(bw, "10.%d.%d.%d - - [%s] \"%s %s?uid=u%d&q=%d HTTP/1.1\" %d %d \"-\" \"%s\"\n",
-			acct%200, (acct/200)%250, rng.IntN(250), at.Format("02/Jan/2006:15:04:05 -0700"),
-			methods[rng.IntN(len(methods))], p, acct, i, []int{200, 200, 200, 304, 404}[rng.IntN(5)], 200+rng.IntN(5000),
-			agents[rng.IntN(len(agents))])
-	}
-	if err := bw.Flush(); err != nil {
+	if err := bench.WriteAccessLog(dst, n, accounts, time.Now().Add(-span), span/time.Duration(max(n, 1)), seed); err != nil {
 		return err
 	}
 	if err := closeFn(); err != nil {

@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +21,7 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
+	"github.com/riskd/riskd/bench"
 )
 
 // The client's CPU per event of riskctl ingest, end to end within riskctl:
@@ -85,8 +84,8 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// writeCombinedLog writes n lines in bench/ingestgen's combined format: a
-// few lines a second, 50,000 accounts, the account in ?uid=.
+// writeCombinedLog writes n lines of bench/ingestgen's combined format: ten
+// lines a second, 50,000 accounts, the account in ?uid=.
 func writeCombinedLog(b *testing.B, n int) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "access.log")
@@ -94,29 +93,7 @@ func writeCombinedLog(b *testing.B, n int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bw := bufio.NewWriter(f)
-	rng := rand.New(rand.NewPCG(1, 99))
-	paths := []string{"/", "/item/%d", "/search", "/cart", "/api/feed", "/user/%d/profile", "/static/app.js"}
-	methods := []string{"GET", "GET", "GET", "POST"}
-	agents := []string{
-		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-		"RiskdDemo/8.0.48 (Android 14; Honor Magic6)",
-	}
-	start := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
-	for i := range n {
-		at := start.Add(time.Duration(i) * 100 * time.Millisecond)
-		acct := rng.IntN(50000)
-		p := paths[rng.IntN(len(paths))]
-		if strings.Contains(p, "%d") {
-			p = fmt.Sprintf(p, rng.IntN(100000))
-		}
-		fmt.Fprintf(bw, "10.%d.%d.%d - - [%s] \"%s %s?uid=u%d&q=%d HTTP/1.1\" %d %d \"-\" \"%s\"\n",
-			acct%200, (acct/200)%250, rng.IntN(250), at.Format(clfTime),
-			methods[rng.IntN(len(methods))], p, acct, i, []int{200, 200, 200, 304, 404}[rng.IntN(5)], 200+rng.IntN(5000),
-			agents[rng.IntN(len(agents))])
-	}
-	if err := bw.Flush(); err != nil {
+	if err := bench.WriteAccessLog(f, n, 50000, time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC), 100*time.Millisecond, 1); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
