@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"maps"
-	"syscall"
 	"testing"
 	"time"
 
@@ -294,7 +293,7 @@ func BenchmarkBacktest(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var total time.Duration
-	cpu0 := backtestCPU()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		rep, err := e.Backtest(context.Background(), BacktestOptions{From: from, To: to, Candidate: cand})
@@ -309,16 +308,9 @@ func BenchmarkBacktest(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
 	// On a shared machine wall time says little: events per CPU-second
 	// (both goroutines of the replay counted) is the figure to compare.
-	cpu := backtestCPU() - cpu0
+	cpu := cpuTime() - cpu0
 	b.ReportMetric(float64(n*b.N)/cpu.Seconds(), "events/cpu-s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cpu-µs/event")
-}
-
-// backtestCPU is the process's user and system CPU time.
-func backtestCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchEvents is the size of BenchmarkBacktest's recorded traffic.

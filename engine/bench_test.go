@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/riskd/riskd/bench"
 	"github.com/riskd/riskd/bench/population"
 	"github.com/riskd/riskd/decisions"
+	"github.com/riskd/riskd/internal/cputime"
 )
 
 // Benchmarks of the whole in-process evaluation and of the group committer.
@@ -99,11 +99,7 @@ func restamp(src *riskv1.Event, id string, at time.Time) *riskv1.Event {
 
 // cpuTime is the process's user+system CPU time: on a shared, loaded
 // machine the work per operation is better measured in CPU than wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = cputime.Process
 
 type evalBench struct {
 	e      *Engine

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/cputime"
 )
 
 // Benchmarks run over a population of accounts and devices (one of each per
@@ -219,11 +219,7 @@ func TestMain(m *testing.M) {
 
 // cpuTime is the process's user+system CPU time: on a shared, loaded
 // machine it measures the work per operation better than the wall clock.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = cputime.Process
 
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")

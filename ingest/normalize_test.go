@@ -10,13 +10,13 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/cputime"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -622,11 +622,7 @@ func BenchmarkNormalizeDeviceReport(b *testing.B) {
 
 // cpuTime is the CPU time the process has used, the collector's included:
 // on a shared machine it measures an op better than the wall clock does.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = cputime.Process
 
 // reportCPU reports the process CPU time per op since cpu0 (cpu-ns/op).
 func reportCPU(b *testing.B, cpu0 time.Duration) {

@@ -5,12 +5,12 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/internal/cputime"
 )
 
 // recorded is a synthetic recorded stream: events, their feature vectors as
@@ -227,8 +227,7 @@ func BenchmarkBacktest(b *testing.B) {
 	live, _ := Compile(BundledFiles(), CompileOptions{Features: defs})
 	cand, _ := Compile(candidateFiles(), CompileOptions{Features: defs})
 	rec := recordStream(10000, 3)
-	var r0, r1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	cpu0 := cputime.Process()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_, err := Backtest(BacktestOptions{Live: live, Candidate: cand,
@@ -245,8 +244,7 @@ func BenchmarkBacktest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
-	cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
+	cpu := cputime.Process() - cpu0
 	b.ReportMetric(float64(b.N*len(rec.events))/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(b.N*len(rec.events))/cpu.Seconds(), "events/cpu-s")
 }

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/features"
+	"github.com/riskd/riskd/internal/cputime"
 )
 
 // manyRules writes n rules shaped like real ones: feature thresholds, event
@@ -90,14 +90,12 @@ func BenchmarkCompile1000(b *testing.B) {
 	b.ReportAllocs()
 	// CPU time too: on a shared, loaded machine wall time mostly measures
 	// the neighbours.
-	var r0, r1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		if _, err := Compile(files, CompileOptions{Features: defs}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
-	cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
+	cpu := cputime.Process() - cpu0
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 }

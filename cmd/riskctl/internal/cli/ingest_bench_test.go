@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/bench"
+	"github.com/riskd/riskd/internal/cputime"
 )
 
 // The client's CPU per event of riskctl ingest, end to end within riskctl:
@@ -76,13 +76,7 @@ func BenchmarkIngestCombined(b *testing.B) {
 }
 
 // cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = cputime.Process
 
 // writeCombinedLog writes n lines of bench/ingestgen's combined format: ten
 // lines a second, 50,000 accounts, the account in ?uid=.
