@@ -65,9 +65,3 @@ func (n *Normalizer) scrubUA(s string) string {
 	}
 	return s
 }
-
-// has reports whether ua is kept (for tests).
-func (c *cleanUAs) has(ua string) bool {
-	p := c.slots[maphash.String(c.seed, ua)%cleanUASlots].ua.Load()
-	return p != nil && *p == ua
-}

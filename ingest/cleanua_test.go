@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"hash/maphash"
 	"sync"
 	"testing"
 )
@@ -75,4 +76,10 @@ func TestCleanUAsNeverKeepIdentifiers(t *testing.T) {
 	if kept == 0 || kept > 3 {
 		t.Errorf("kept %d agents, want 1..3", kept)
 	}
+}
+
+// has reports whether ua is kept.
+func (c *cleanUAs) has(ua string) bool {
+	p := c.slots[maphash.String(c.seed, ua)%cleanUASlots].ua.Load()
+	return p != nil && *p == ua
 }
