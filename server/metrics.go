@@ -137,15 +137,11 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMemtable, prometheus.GaugeValue, float64(pm.MemTable.Size))
 	ch <- prometheus.MustNewConstMetric(descDiskUsage, prometheus.GaugeValue, float64(pm.DiskSpaceUsage()))
 	ch <- prometheus.MustNewConstMetric(descReadAmp, prometheus.GaugeValue, float64(pm.ReadAmp()))
-	var flushed, compacted uint64
-	for _, l := range pm.Levels {
-		flushed += l.TableBytesFlushed
-		compacted += l.TableBytesCompacted
-	}
+	w := c.eng.Writes()
 	ch <- prometheus.MustNewConstMetric(descFlushes, prometheus.CounterValue, float64(pm.Flush.Count))
-	ch <- prometheus.MustNewConstMetric(descWALBytes, prometheus.CounterValue, float64(pm.WAL.BytesWritten))
-	ch <- prometheus.MustNewConstMetric(descFlushBytes, prometheus.CounterValue, float64(flushed))
-	ch <- prometheus.MustNewConstMetric(descCompBytes, prometheus.CounterValue, float64(compacted))
+	ch <- prometheus.MustNewConstMetric(descWALBytes, prometheus.CounterValue, float64(w.WAL))
+	ch <- prometheus.MustNewConstMetric(descFlushBytes, prometheus.CounterValue, float64(w.Flushed))
+	ch <- prometheus.MustNewConstMetric(descCompBytes, prometheus.CounterValue, float64(w.Compacted))
 	fs := c.eng.Features().Stats()
 	ch <- prometheus.MustNewConstMetric(descFeatureHits, prometheus.CounterValue, float64(fs.PeriodHits))
 	ch <- prometheus.MustNewConstMetric(descFeatureLoads, prometheus.CounterValue, float64(fs.PeriodLoads))
