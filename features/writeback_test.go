@@ -115,7 +115,7 @@ func TestFlushCoversOnlySettledEvents(t *testing.T) {
 		t.Fatalf("after the flush: %d state keys, %d records; want some, none", stateKeys(t, db), deltaRecords(t, db))
 	}
 	st := s.Stats()
-	if st.Flushes != 1 || st.DeltasMerged != int64(stateKeys(t, db)) || st.DeltasWaiting != 0 || st.PeriodLoads == 0 {
+	if st.Flushes != 1 || st.DeltasMerged != int64(stateKeys(t, db)) || st.DeltasWaiting != 0 || st.PeriodLoads == 0 || st.FlushTime <= 0 {
 		t.Fatalf("stats after one flush: %+v (%d state keys)", st, stateKeys(t, db))
 	}
 	// The next event waits in memory and in its record until a flush.

@@ -476,6 +476,7 @@ func TestMetricsAndProfiles(t *testing.T) {
 		`riskd_feature_state_loads_total`,
 		`riskd_feature_state_hits_total`,
 		`riskd_feature_flushes_total`,
+		`riskd_feature_flush_seconds_total`,
 		`riskd_feature_deltas_merged_total`,
 		`riskd_feature_deltas_waiting`,
 		`riskd_feature_rebuilds_total 0`,

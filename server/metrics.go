@@ -106,19 +106,20 @@ var (
 	descFlushBytes  = prometheus.NewDesc("riskd_pebble_flushed_bytes_total", "Table bytes Pebble's flushes wrote.", nil, nil)
 	descCompBytes   = prometheus.NewDesc("riskd_pebble_compacted_bytes_total", "Table bytes Pebble's compactions wrote: with the flushed bytes, the write amplification.", nil, nil)
 
-	descFeatureHits     = prometheus.NewDesc("riskd_feature_state_hits_total", "Feature state periods found in the hot-state cache.", nil, nil)
-	descFeatureLoads    = prometheus.NewDesc("riskd_feature_state_loads_total", "Feature state periods not in the cache, read from Pebble.", nil, nil)
-	descFeatureFlushes  = prometheus.NewDesc("riskd_feature_flushes_total", "Feature write-back flushes.", nil, nil)
-	descFeatureMerged   = prometheus.NewDesc("riskd_feature_deltas_merged_total", "Merge operands the feature flushes wrote.", nil, nil)
-	descFeatureWaiting  = prometheus.NewDesc("riskd_feature_deltas_waiting", "Feature deltas waiting for the next flush.", nil, nil)
-	descFeatureRebuilds = prometheus.NewDesc("riskd_feature_rebuilds_total", "Feature store rebuilds after a failed commit.", nil, nil)
+	descFeatureHits      = prometheus.NewDesc("riskd_feature_state_hits_total", "Feature state periods found in the hot-state cache.", nil, nil)
+	descFeatureLoads     = prometheus.NewDesc("riskd_feature_state_loads_total", "Feature state periods not in the cache, read from Pebble.", nil, nil)
+	descFeatureFlushes   = prometheus.NewDesc("riskd_feature_flushes_total", "Feature write-back flushes.", nil, nil)
+	descFeatureFlushTime = prometheus.NewDesc("riskd_feature_flush_seconds_total", "Time the feature write-back flushes took.", nil, nil)
+	descFeatureMerged    = prometheus.NewDesc("riskd_feature_deltas_merged_total", "Merge operands the feature flushes wrote.", nil, nil)
+	descFeatureWaiting   = prometheus.NewDesc("riskd_feature_deltas_waiting", "Feature deltas waiting for the next flush.", nil, nil)
+	descFeatureRebuilds  = prometheus.NewDesc("riskd_feature_rebuilds_total", "Feature store rebuilds after a failed commit.", nil, nil)
 )
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descCompactions, descCacheHits,
 		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp,
 		descFlushes, descWALBytes, descFlushBytes, descCompBytes,
-		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
+		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureFlushTime, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
 		ch <- d
 	}
 }
@@ -146,6 +147,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFeatureHits, prometheus.CounterValue, float64(fs.PeriodHits))
 	ch <- prometheus.MustNewConstMetric(descFeatureLoads, prometheus.CounterValue, float64(fs.PeriodLoads))
 	ch <- prometheus.MustNewConstMetric(descFeatureFlushes, prometheus.CounterValue, float64(fs.Flushes))
+	ch <- prometheus.MustNewConstMetric(descFeatureFlushTime, prometheus.CounterValue, fs.FlushTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(descFeatureMerged, prometheus.CounterValue, float64(fs.DeltasMerged))
 	ch <- prometheus.MustNewConstMetric(descFeatureWaiting, prometheus.GaugeValue, float64(fs.DeltasWaiting))
 	ch <- prometheus.MustNewConstMetric(descFeatureRebuilds, prometheus.CounterValue, float64(fs.Rebuilds))
