@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # riskd over Connect against the transport floor, on this machine, in one run,
 # with the CPU each server process spent per answered request (user+sys from
-# /proc), which a shared, loaded machine distorts far less than req/s.
+# /proc), which a shared, loaded machine distorts far less than req/s, and
+# the load tool's own (on two cores it takes a share of the machine too).
 #
 #   bench/connect/run.sh [--clients 64] [--duration 10s] [--trace]
 #
@@ -48,7 +49,15 @@ sleep 1
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
 tck=$(getconf CLK_TCK)
 jq_ok() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["runs"][0]; print(r["requests"]["ok"] + r["requests"]["warmup"], "%.0f" % r["throughput_ok_per_s"], r["latency_ms"]["p50"], r["latency_ms"]["p99"], r.get("errors_by_code") or {})' "$1"; }
-bench() { "$out/riskbench" --quiet --data-dir "$out/data" --duration "$duration" --warmup 2s "$@"; }
+# bench runs the load tool and leaves the CPU it spent (user+sys seconds,
+# its event generation included) in $out/tool-cpu: on two cores the tool
+# shares the machine with the server it measures.
+bench() {
+	local TIMEFORMAT='%U %S'
+	{ time "$out/riskbench" --quiet --data-dir "$out/data" --duration "$duration" --warmup 2s "$@" 2>"$out/tool.err"; } 2>"$out/tool-cpu" ||
+		{ cat "$out/tool.err" >&2; return 1; }
+}
+tool_us() { awk -v n="$1" '{printf "%.1f", ($1 + $2) * 1e6 / n}' "$out/tool-cpu"; } # per request
 
 echo "machine: $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 c0=$(cpu $rpid)
@@ -56,14 +65,14 @@ bench --server http://127.0.0.1:$port --clients "$clients" --out "$out/riskd-clo
 c1=$(cpu $rpid)
 read -r n rate p50 p99 errs < <(jq_ok "$out/riskd-closed.json")
 riskd_cpu=$(echo "scale=1; ($c1 - $c0) * 1000000 / $tck / $n" | bc)
-echo "riskd  closed loop, $clients clients: $rate ok/s, p50 $p50 ms, p99 $p99 ms, errors $errs; server CPU $riskd_cpu µs/request"
+echo "riskd  closed loop, $clients clients: $rate ok/s, p50 $p50 ms, p99 $p99 ms, errors $errs; server CPU $riskd_cpu µs/request, load tool $(tool_us "$n") µs/request"
 
 f0=$(cpu $fpid)
 bench --target floor --floor-server http://127.0.0.1:$fport --clients "$clients" --out "$out/floor-closed.json" >"$out/floor-closed.txt"
 f1=$(cpu $fpid)
 read -r fn frate fp50 fp99 ferrs < <(jq_ok "$out/floor-closed.json")
 floor_cpu=$(echo "scale=1; ($f1 - $f0) * 1000000 / $tck / $fn" | bc)
-echo "floor  closed loop, $clients clients: $frate ok/s, p50 $fp50 ms, p99 $fp99 ms, errors $ferrs; server CPU $floor_cpu µs/request"
+echo "floor  closed loop, $clients clients: $frate ok/s, p50 $fp50 ms, p99 $fp99 ms, errors $ferrs; server CPU $floor_cpu µs/request, load tool $(tool_us "$fn") µs/request"
 echo "riskd / floor: throughput $(echo "scale=3; $rate / $frate" | bc); server CPU per request $(echo "scale=2; $riskd_cpu / $floor_cpu" | bc)x"
 
 half=$(( ${rate%.*} / 2 ))
