@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -387,6 +389,24 @@ func (noChain) Head() decisions.Head                           { return decision
 func (noChain) Rewind(decisions.Head)                          {}
 func (noChain) Append(*pebble.Batch, *decisions.Pending) error { return errors.New("no chain") }
 
+// lockedBuffer is a log destination goroutines share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // An overrun is the fail mode, never an error: with a budget far below what
 // an evaluation takes, every answer is a decision (most degraded), every
 // one encodes (the handler's marshal must not race the pipeline still
@@ -395,7 +415,12 @@ func TestEvaluateOverrunIsFailModeNotError(t *testing.T) {
 	events := workloadEvents(t, 2000, 300)
 	for _, budget := range []time.Duration{300 * time.Microsecond, time.Millisecond, 3 * time.Millisecond} {
 		t.Run(budget.String(), func(t *testing.T) {
-			e := openBenchEngine(t, func(o *Options) { o.Budget = budget; o.MaxInFlight = 4096 })
+			var logged lockedBuffer
+			e := openBenchEngine(t, func(o *Options) {
+				o.Budget, o.MaxInFlight = budget, 4096
+				o.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+			})
+			start := time.Now()
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			reasons := map[string]int{}
@@ -421,6 +446,22 @@ func TestEvaluateOverrunIsFailModeNotError(t *testing.T) {
 				t.Fatalf("no evaluation overran a %v budget: the test exercised nothing", budget)
 			}
 			t.Logf("degraded reasons: %v", reasons)
+			// One line of each kind a second at most, not one per overrun.
+			most, text := 1+int(time.Since(start)/time.Second), logged.String()
+			for reason, line := range map[string]string{
+				"budget exceeded before a decision": "evaluate overran its budget",
+				"store stalled past the budget":     "store stalled past the evaluate budget",
+			} {
+				n := 0
+				for r, c := range reasons {
+					if strings.HasPrefix(r, reason) {
+						n += c
+					}
+				}
+				if lines := strings.Count(text, line); lines > most {
+					t.Errorf("%d answers %q wrote %d lines %q; want at most %d", n, reason, lines, line, most)
+				}
+			}
 			for i, src := range events[:50] {
 				wg.Go(func() {
 					d, err := e.Evaluate(context.Background(), restamp(src, ids[i], time.Now()))

@@ -65,6 +65,9 @@ type Engine struct {
 	// ingestSem bounds the events Ingest holds; a full one makes ingest wait.
 	ingestSem   *weighted
 	writeStalls atomic.Int64
+	// overranLog and stalledLog write the per-request budget lines at most
+	// once a second (throttle.go).
+	overranLog, stalledLog *throttledLog
 
 	priv privacy // retention sweeps and the access audit (retention.go, audit.go)
 
@@ -79,6 +82,8 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, clock: opts.Clock, log: opts.Logger, defs: opts.Catalog.Defs()}
+	e.overranLog = newThrottledLog(opts.Logger, slog.LevelWarn, "evaluate overran its budget", time.Second)
+	e.stalledLog = newThrottledLog(opts.Logger, slog.LevelError, "store stalled past the evaluate budget", time.Second)
 	var err error
 	e.norm, err = ingest.New(ingest.Options{PseudonymKey: opts.PseudonymKey, OldKeys: opts.OldPseudonymKeys, Clock: opts.Clock, MaxEventAge: opts.MaxEventAge})
 	if err != nil {

@@ -146,7 +146,7 @@ func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byt
 	if r.claim() {
 		d := e.newDecision(ev, stored, e.clock.Now())
 		e.degrade(d, ev.Type, "budget exceeded before a decision")
-		e.log.Warn("evaluate overran its budget", "event_type", ev.Type.String(), "budget", e.opts.Budget)
+		e.overranLog.Log(e.clock.Now(), "event_type", ev.Type.String(), "budget", e.opts.Budget)
 		err := e.record(deadline, d, ev, stored, key, nil)
 		var unrecorded *riskv1.Decision
 		if err != nil && !errors.Is(err, errStillCommitting) {
@@ -172,7 +172,7 @@ func (e *Engine) evaluateLeader(ev *event.Event, stored *riskv1.Event, key []byt
 	}
 	d = e.newDecision(ev, stored, e.clock.Now())
 	e.degrade(d, ev.Type, "store stalled past the budget; not recorded yet")
-	e.log.Error("store stalled past the evaluate budget", "budget", e.opts.Budget)
+	e.stalledLog.Log(e.clock.Now(), "budget", e.opts.Budget)
 	return d, nil, true
 }
 
