@@ -417,7 +417,9 @@ func TestEvaluateOverrunIsFailModeNotError(t *testing.T) {
 		t.Run(budget.String(), func(t *testing.T) {
 			var logged lockedBuffer
 			e := openBenchEngine(t, func(o *Options) {
-				o.Budget, o.MaxInFlight = budget, 4096
+				// Every call is admitted (no adaptive limit): the test is of
+				// overruns, which would otherwise shrink it and shed.
+				o.Budget, o.MaxInFlight, o.MinInFlight = budget, 4096, 4096
 				o.Logger = slog.New(slog.NewTextHandler(&logged, nil))
 			})
 			start := time.Now()

@@ -27,8 +27,9 @@ import (
 
 // Sentinel errors callers branch on.
 var (
-	// ErrOverloaded: more evaluations are under way than Options.MaxInFlight
-	// allows; the caller should back off and retry.
+	// ErrOverloaded: as many evaluations are under way as the admission
+	// limit allows (at most Options.MaxInFlight; fewer while answers are
+	// slow, see admission.go); the caller should back off and retry.
 	ErrOverloaded = errors.New("engine: overloaded")
 	// ErrIngested: the event id was recorded by Ingest, which decides
 	// nothing, so there is no decision to return and evaluating it now
@@ -60,8 +61,10 @@ type Engine struct {
 	lst       *lists.Lists
 
 	inflight inflight
-	// slots bounds evaluations under way; a full channel sheds.
-	slots chan struct{}
+	// slots bounds evaluations under way; a full channel sheds, and so
+	// does admission's adaptive limit below it.
+	slots     chan struct{}
+	admission *admission
 	// ingestSem bounds the events Ingest holds; a full one makes ingest wait.
 	ingestSem   *weighted
 	writeStalls atomic.Int64
@@ -169,6 +172,7 @@ func Open(opts Options) (*Engine, error) {
 	e.seen = newSeenFilter(e.db, opts.Logger, opts.IdempotencyFilterKeys, opts.seenFilterMin)
 	e.committer = newCommitter(e.db, opts.MaxGroup, e.decisions, e.seen, opts.Observer)
 	e.slots = make(chan struct{}, opts.MaxInFlight)
+	e.admission = newAdmission(opts.MinInFlight, opts.MaxInFlight, opts.AdmissionTarget)
 	e.ingestSem = newWeighted(int64(opts.MaxIngestEvents))
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
@@ -199,10 +203,12 @@ func (e *Engine) Close() error {
 
 // Stats are the engine's own counters, for metrics.
 type Stats struct {
-	InFlight     int
-	GroupCommits int64
-	Committed    int64
-	WriteStalls  int64
+	InFlight int
+	// InFlightLimit is the adaptive admission limit now (admission.go).
+	InFlightLimit int
+	GroupCommits  int64
+	Committed     int64
+	WriteStalls   int64
 	// IngestHeld is the events Ingest holds now (≤ Options.MaxIngestEvents).
 	IngestHeld int64
 }
@@ -210,11 +216,12 @@ type Stats struct {
 // Stats returns a snapshot of the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{
-		InFlight:     len(e.slots),
-		GroupCommits: e.committer.groups.Load(),
-		Committed:    e.committer.committed.Load(),
-		WriteStalls:  e.writeStalls.Load(),
-		IngestHeld:   e.ingestSem.held(),
+		InFlight:      len(e.slots),
+		InFlightLimit: int(e.admission.limit.Load()),
+		GroupCommits:  e.committer.groups.Load(),
+		Committed:     e.committer.committed.Load(),
+		WriteStalls:   e.writeStalls.Load(),
+		IngestHeld:    e.ingestSem.held(),
 	}
 }
 

@@ -66,6 +66,9 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 		// from callers still waiting. Nothing is recorded; a retry decides.
 		return nil, err
 	}
+	if !e.admission.admits(len(e.slots)) {
+		return nil, ErrOverloaded
+	}
 	select {
 	case e.slots <- struct{}{}:
 	default:
@@ -110,6 +113,8 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 	if !handedOff {
 		e.inflight.end(r.key, c, d, err)
 	}
+	answered := time.Now()
+	e.admission.answered(answered, answered.Sub(arrived))
 	return d, err
 }
 

@@ -112,7 +112,7 @@ func TestEvaluateRecordsWhatItReturns(t *testing.T) {
 // feature updates when it finishes, so overload does not blind velocity
 // features.
 func TestOverrunEventsCountInFeatures(t *testing.T) {
-	e := openBenchEngine(t, func(o *Options) { o.Budget = 300 * time.Microsecond; o.MaxInFlight = 4096 })
+	e := openBenchEngine(t, func(o *Options) { o.Budget = 300 * time.Microsecond; o.MaxInFlight, o.MinInFlight = 4096, 4096 })
 	const n = 300
 	at := time.Now()
 	login := func(id string, t time.Time) *riskv1.Event {

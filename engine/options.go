@@ -66,8 +66,16 @@ type Options struct {
 	MaxGroup int
 	// MaxInFlight bounds the evaluations under way at once; past it Evaluate
 	// sheds at once with ErrOverloaded instead of queueing without bound.
-	// Default 256: on two cores that bounds queueing to a few milliseconds.
+	// Default 256. Below it the limit adapts (admission.go): while the
+	// smoothed time from arrival to answer exceeds AdmissionTarget, fewer
+	// are admitted at once, down to MinInFlight.
 	MaxInFlight int
+	// MinInFlight is the adaptive limit's floor. Default 16 (at most
+	// MaxInFlight); MaxInFlight turns adaptation off.
+	MinInFlight int
+	// AdmissionTarget is the smoothed time from arrival to answer above
+	// which the admission limit shrinks. Default half the budget.
+	AdmissionTarget time.Duration
 	// MaxIngestEvents bounds the events Ingest holds in memory at once,
 	// across all streams, from decoding to their synced commit. Past it
 	// Ingest waits for room: senders see backpressure (their streams stop
@@ -115,6 +123,7 @@ const (
 	DefaultAppealWindow    = 30 * 24 * time.Hour
 	DefaultMaxGroup        = 512
 	DefaultMaxInFlight     = 256
+	DefaultMinInFlight     = 16
 	DefaultMaxIngestEvents = 32768
 	// DefaultIdempotencyFilterKeys: 30 days of idempotency keys at about 3
 	// events a second.
@@ -161,6 +170,13 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MinInFlight <= 0 {
+		o.MinInFlight = DefaultMinInFlight
+	}
+	o.MinInFlight = min(o.MinInFlight, o.MaxInFlight)
+	if o.AdmissionTarget <= 0 {
+		o.AdmissionTarget = o.Budget / 2
 	}
 	if o.MaxIngestEvents <= 0 {
 		o.MaxIngestEvents = DefaultMaxIngestEvents

@@ -165,7 +165,7 @@ func TestIdempotencyFilterThroughRestart(t *testing.T) {
 // written is rebuilt many times over, and no key committed during a build,
 // before it or after it is ever missing from the filter.
 func TestIdempotencyFilterRebuildsUnderLoad(t *testing.T) {
-	e := openSeenEngine(t, t.TempDir(), func(o *Options) { o.seenFilterMin = 32; o.MaxInFlight = 1024 })
+	e := openSeenEngine(t, t.TempDir(), func(o *Options) { o.seenFilterMin = 32; o.MaxInFlight, o.MinInFlight = 1024, 1024 })
 	defer e.Close()
 	src := workloadEvents(t, 500, 100)
 	now := time.Now()

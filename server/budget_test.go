@@ -3,6 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -271,4 +274,91 @@ func TestOverloadSheds(t *testing.T) {
 		t.Errorf("slowest accepted answer took %v", slowestAccepted)
 	}
 	t.Logf("shed %d (slowest %v), accepted %d (slowest %v)", shed, slowestShed, accepted, slowestAccepted)
+}
+
+// While answers are slow, riskd admits fewer evaluations at once than
+// MaxInFlight (the adaptive limit, engine/admission.go), and sheds the rest
+// at once, so that those it accepts are not slowed further by the ones it
+// could not answer in time.
+func TestOverloadAdaptiveLimit(t *testing.T) {
+	fs := &stallFS{FS: vfs.Default}
+	const floor = 4
+	s := startServer(t, serverSetup{hooks: Hooks{Engine: func(o *engine.Options) {
+		o.FS = fs
+		o.MaxInFlight, o.MinInFlight = 256, floor
+		o.AdmissionTarget = time.Microsecond // every answer is slow
+		o.Budget = 3 * time.Second
+	}}})
+	limit := func() string {
+		res, err := http.Get(s.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "riskd_evaluations_in_flight_limit "); ok {
+				return v
+			}
+		}
+		t.Fatal("/metrics lacks riskd_evaluations_in_flight_limit")
+		return ""
+	}
+	if got := limit(); got != "256" {
+		t.Fatalf("limit %s before any answer, want 256", got)
+	}
+	// A tenth less every 10 ms of slow answers: 256 comes down to the
+	// floor in a few hundred milliseconds.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; limit() != strconv.Itoa(floor); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("limit %s after %d slow answers, want %d", limit(), i, floor)
+		}
+		s.evaluate(loginEvent(fmt.Sprintf("al-warm-%d", i), "acct-al", "dev-al", true, time.Now()))
+	}
+
+	const stall = 500 * time.Millisecond
+	fs.stall.Store(int64(stall))
+	defer fs.stall.Store(0)
+	const callers = 32
+	codes := make(chan connect.Code, callers)
+	took := make(chan time.Duration, callers)
+	client := s.risk(protoConnect, s.creds.Service)
+	for i := range callers {
+		go func() {
+			start := time.Now()
+			_, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
+				Event: loginEvent(fmt.Sprintf("al-%d", i), fmt.Sprintf("acct-al-%d", i), "dev-al", true, time.Now()),
+			}))
+			c := connect.Code(0)
+			if err != nil {
+				c = connect.CodeOf(err)
+			}
+			if c == connect.CodeResourceExhausted {
+				took <- time.Since(start)
+			}
+			codes <- c
+		}()
+	}
+	var accepted, shed int
+	for range callers {
+		switch c := <-codes; c {
+		case connect.CodeResourceExhausted:
+			shed++
+			if d := <-took; d > stall/2 {
+				t.Errorf("a shed answer took %v; one sync takes %v", d, stall)
+			}
+		case connect.Code(0):
+			accepted++
+		default:
+			t.Errorf("unexpected code %v", c)
+		}
+	}
+	if accepted == 0 || accepted > floor {
+		t.Errorf("accepted %d of %d with the limit at %d", accepted, callers, floor)
+	}
+	if accepted+shed != callers {
+		t.Errorf("accepted %d, shed %d of %d", accepted, shed, callers)
+	}
+	t.Logf("limit %d: accepted %d, shed %d", floor, accepted, shed)
 }

@@ -466,6 +466,7 @@ func TestMetricsAndProfiles(t *testing.T) {
 		`riskd_decisions_total{degraded="false",event_type="LOGIN",outcome="ALLOW"} 1`,
 		`riskd_group_commit_size_count`,
 		`riskd_rule_evaluations_total{mode="active",rule_id="ato.new_device_after_failures"}`,
+		`riskd_evaluations_in_flight_limit 256`,
 		`riskd_pebble_compactions_total`,
 		`riskd_pebble_flushes_total`,
 		`riskd_pebble_flushed_bytes_total`,

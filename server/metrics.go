@@ -91,20 +91,21 @@ func (m *metrics) decided(d *riskv1.Decision) {
 type engineCollector struct{ eng *engine.Engine }
 
 var (
-	descRuleEvals   = prometheus.NewDesc("riskd_rule_evaluations_total", "Events each rule of the live set was evaluated on.", []string{"rule_id", "mode"}, nil)
-	descRuleHits    = prometheus.NewDesc("riskd_rule_hits_total", "Events each rule of the live set fired on.", []string{"rule_id", "mode"}, nil)
-	descInFlight    = prometheus.NewDesc("riskd_evaluations_in_flight", "Evaluations under way.", nil, nil)
-	descCompactions = prometheus.NewDesc("riskd_pebble_compactions_total", "Pebble compactions.", nil, nil)
-	descCacheHits   = prometheus.NewDesc("riskd_pebble_block_cache_hits_total", "Pebble block cache hits.", nil, nil)
-	descCacheMisses = prometheus.NewDesc("riskd_pebble_block_cache_misses_total", "Pebble block cache misses.", nil, nil)
-	descCacheSize   = prometheus.NewDesc("riskd_pebble_block_cache_bytes", "Pebble block cache size.", nil, nil)
-	descMemtable    = prometheus.NewDesc("riskd_pebble_memtable_bytes", "Pebble memtable size.", nil, nil)
-	descDiskUsage   = prometheus.NewDesc("riskd_pebble_disk_usage_bytes", "Bytes the store takes on disk.", nil, nil)
-	descReadAmp     = prometheus.NewDesc("riskd_pebble_read_amplification", "Pebble read amplification.", nil, nil)
-	descFlushes     = prometheus.NewDesc("riskd_pebble_flushes_total", "Pebble memtable flushes.", nil, nil)
-	descWALBytes    = prometheus.NewDesc("riskd_pebble_wal_bytes_total", "Bytes written to Pebble's write-ahead log.", nil, nil)
-	descFlushBytes  = prometheus.NewDesc("riskd_pebble_flushed_bytes_total", "Table bytes Pebble's flushes wrote.", nil, nil)
-	descCompBytes   = prometheus.NewDesc("riskd_pebble_compacted_bytes_total", "Table bytes Pebble's compactions wrote: with the flushed bytes, the write amplification.", nil, nil)
+	descRuleEvals     = prometheus.NewDesc("riskd_rule_evaluations_total", "Events each rule of the live set was evaluated on.", []string{"rule_id", "mode"}, nil)
+	descRuleHits      = prometheus.NewDesc("riskd_rule_hits_total", "Events each rule of the live set fired on.", []string{"rule_id", "mode"}, nil)
+	descInFlight      = prometheus.NewDesc("riskd_evaluations_in_flight", "Evaluations under way.", nil, nil)
+	descInFlightLimit = prometheus.NewDesc("riskd_evaluations_in_flight_limit", "Evaluations admitted at once now: the adaptive limit, between the minimum and maximum in flight.", nil, nil)
+	descCompactions   = prometheus.NewDesc("riskd_pebble_compactions_total", "Pebble compactions.", nil, nil)
+	descCacheHits     = prometheus.NewDesc("riskd_pebble_block_cache_hits_total", "Pebble block cache hits.", nil, nil)
+	descCacheMisses   = prometheus.NewDesc("riskd_pebble_block_cache_misses_total", "Pebble block cache misses.", nil, nil)
+	descCacheSize     = prometheus.NewDesc("riskd_pebble_block_cache_bytes", "Pebble block cache size.", nil, nil)
+	descMemtable      = prometheus.NewDesc("riskd_pebble_memtable_bytes", "Pebble memtable size.", nil, nil)
+	descDiskUsage     = prometheus.NewDesc("riskd_pebble_disk_usage_bytes", "Bytes the store takes on disk.", nil, nil)
+	descReadAmp       = prometheus.NewDesc("riskd_pebble_read_amplification", "Pebble read amplification.", nil, nil)
+	descFlushes       = prometheus.NewDesc("riskd_pebble_flushes_total", "Pebble memtable flushes.", nil, nil)
+	descWALBytes      = prometheus.NewDesc("riskd_pebble_wal_bytes_total", "Bytes written to Pebble's write-ahead log.", nil, nil)
+	descFlushBytes    = prometheus.NewDesc("riskd_pebble_flushed_bytes_total", "Table bytes Pebble's flushes wrote.", nil, nil)
+	descCompBytes     = prometheus.NewDesc("riskd_pebble_compacted_bytes_total", "Table bytes Pebble's compactions wrote: with the flushed bytes, the write amplification.", nil, nil)
 
 	descFeatureHits      = prometheus.NewDesc("riskd_feature_state_hits_total", "Feature state periods found in the hot-state cache.", nil, nil)
 	descFeatureLoads     = prometheus.NewDesc("riskd_feature_state_loads_total", "Feature state periods not in the cache, read from Pebble.", nil, nil)
@@ -116,7 +117,7 @@ var (
 )
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descCompactions, descCacheHits,
+	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descInFlightLimit, descCompactions, descCacheHits,
 		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp,
 		descFlushes, descWALBytes, descFlushBytes, descCompBytes,
 		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureFlushTime, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
@@ -129,7 +130,9 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRuleEvals, prometheus.CounterValue, float64(s.Evaluations), s.RuleID, string(s.Mode))
 		ch <- prometheus.MustNewConstMetric(descRuleHits, prometheus.CounterValue, float64(s.Hits), s.RuleID, string(s.Mode))
 	}
-	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(c.eng.Stats().InFlight))
+	es := c.eng.Stats()
+	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(es.InFlight))
+	ch <- prometheus.MustNewConstMetric(descInFlightLimit, prometheus.GaugeValue, float64(es.InFlightLimit))
 	pm := c.eng.DB().Metrics()
 	ch <- prometheus.MustNewConstMetric(descCompactions, prometheus.CounterValue, float64(pm.Compact.Count))
 	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(pm.BlockCache.Hits))
