@@ -24,12 +24,12 @@ func TestAdmission(t *testing.T) {
 		"slow answers shrink it to the floor":      {min: 16, max: 256, then: []phase{slow}, lo: 16, hi: 16},
 		"by a tenth a tick":                        {min: 16, max: 256, then: []phase{{100 * ms, 1}}, lo: 256 - 25, hi: 256 - 25},
 		"between half and the target it holds":     {min: 16, max: 256, then: []phase{{15 * ms, 200}}, lo: 256, hi: 256},
-		"it grows back by one a tick":              {min: 16, max: 256, start: []phase{slow}, then: []phase{{ms, 50}}, lo: 16 + 30, hi: 16 + 50},
+		"it grows back by one a tick":              {min: 16, max: 256, start: []phase{slow}, then: []phase{{ms, 100}}, lo: 16 + 50, hi: 16 + 100},
 		"and all the way":                          {min: 16, max: 256, start: []phase{slow}, then: []phase{{ms, 300}}, lo: 256, hi: 256},
 		"min equal to max is fixed":                {min: 64, max: 64, then: []phase{slow}, lo: 64, hi: 64},
 		"a floor above the maximum is the maximum": {min: 512, max: 64, then: []phase{slow}, lo: 64, hi: 64},
 		// Once the smoothed time has come down between half the target and
-		// the target (it lags: about 32 answers count), the limit stays
+		// the target (it lags: about 128 answers count), the limit stays
 		// where the slow spell left it.
 		"and holds in between": {min: 16, max: 256,
 			start: []phase{{100 * ms, 5}, {15 * ms, 50}},
