@@ -1,34 +1,17 @@
 package decisions
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/riskd/riskd/internal/logbuf"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCheckpointEveryInterval(t *testing.T) {
-	var buf syncBuf
+	var buf logbuf.Buffer
 	e := newEnv(t, Options{CheckpointInterval: 5, checkpointPoll: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	waitFor := func(seq uint64) {
@@ -68,7 +51,7 @@ func TestCheckpointEveryInterval(t *testing.T) {
 }
 
 func TestCheckpointPeriod(t *testing.T) {
-	var buf syncBuf
+	var buf logbuf.Buffer
 	e := newEnv(t, Options{CheckpointPeriod: time.Minute, checkpointPoll: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	e.put("a", 3)

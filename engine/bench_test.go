@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/riskd/riskd/bench/population"
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/internal/cputime"
+	"github.com/riskd/riskd/internal/logbuf"
 )
 
 // Benchmarks of the whole in-process evaluation and of the group committer.
@@ -389,24 +389,6 @@ func (noChain) Head() decisions.Head                           { return decision
 func (noChain) Rewind(decisions.Head)                          {}
 func (noChain) Append(*pebble.Batch, *decisions.Pending) error { return errors.New("no chain") }
 
-// lockedBuffer is a log destination goroutines share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // An overrun is the fail mode, never an error: with a budget far below what
 // an evaluation takes, every answer is a decision (most degraded), every
 // one encodes (the handler's marshal must not race the pipeline still
@@ -415,7 +397,7 @@ func TestEvaluateOverrunIsFailModeNotError(t *testing.T) {
 	events := workloadEvents(t, 2000, 300)
 	for _, budget := range []time.Duration{300 * time.Microsecond, time.Millisecond, 3 * time.Millisecond} {
 		t.Run(budget.String(), func(t *testing.T) {
-			var logged lockedBuffer
+			var logged logbuf.Buffer
 			e := openBenchEngine(t, func(o *Options) {
 				// Every call is admitted (no adaptive limit): the test is of
 				// overruns, which would otherwise shrink it and shed.

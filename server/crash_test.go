@@ -24,6 +24,7 @@ import (
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/internal/logbuf"
 )
 
 // riskdProcess is the real riskd binary running on a data directory.
@@ -34,14 +35,14 @@ type riskdProcess struct {
 	cmd  *exec.Cmd
 	url  string
 	exit chan error
-	logs *syncBuffer
+	logs *logbuf.Buffer
 }
 
 var servingAddr = regexp.MustCompile(`msg="riskd serving" addr=(\S+)`)
 
 func startRiskd(t *testing.T, bin, dir string) *riskdProcess {
 	t.Helper()
-	p := &riskdProcess{t: t, bin: bin, dir: dir, exit: make(chan error, 1), logs: &syncBuffer{}}
+	p := &riskdProcess{t: t, bin: bin, dir: dir, exit: make(chan error, 1), logs: &logbuf.Buffer{}}
 	// A generous budget: this test is about durability, not deadlines (a
 	// decision answered past its budget may be recorded later, see engine).
 	p.cmd = exec.Command(bin, "--data-dir", dir, "--listen", "127.0.0.1:0", "--budget", "10s", "--log-level", "info")

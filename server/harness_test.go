@@ -1,14 +1,12 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/engine"
+	"github.com/riskd/riskd/internal/logbuf"
 )
 
 // testServer is a real riskd (server.Run) on a loopback port with its own
@@ -30,27 +29,9 @@ type testServer struct {
 	url    string
 	creds  auth.Credentials
 	eng    *engine.Engine
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
-}
-
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type serverSetup struct {
@@ -75,7 +56,7 @@ func startServer(t *testing.T, setup serverSetup) *testServer {
 	if setup.config != nil {
 		setup.config(&cfg)
 	}
-	s := &testServer{t: t, dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}
+	s := &testServer{t: t, dir: dir, logs: &logbuf.Buffer{}, done: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ready := make(chan net.Addr, 1)
 	hooks := setup.hooks

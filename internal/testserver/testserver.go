@@ -4,14 +4,12 @@
 package testserver
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/riskd/riskd/auth"
 	"github.com/riskd/riskd/engine"
 	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/logbuf"
 	"github.com/riskd/riskd/server"
 )
 
@@ -43,26 +42,9 @@ type Server struct {
 	Clock   clock.Clock
 
 	t      testing.TB
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Start runs riskd until the test ends.
@@ -78,7 +60,7 @@ func Start(t testing.TB, o Options) *Server {
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
-	s := &Server{DataDir: dir, Clock: clock.Or(o.Clock), t: t, logs: &syncBuffer{}, done: make(chan error, 1)}
+	s := &Server{DataDir: dir, Clock: clock.Or(o.Clock), t: t, logs: &logbuf.Buffer{}, done: make(chan error, 1)}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ready := make(chan net.Addr, 1)
 	hooks := server.Hooks{
