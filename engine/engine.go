@@ -234,10 +234,7 @@ type Writes struct {
 
 // Writes returns the store's bytes written so far.
 func (e *Engine) Writes() Writes {
-	return writesOf(e.db.Metrics())
-}
-
-func writesOf(m *pebble.Metrics) Writes {
+	m := e.db.Metrics()
 	w := Writes{WAL: m.WAL.BytesWritten}
 	for _, l := range m.Levels {
 		w.Flushed += l.TableBytesFlushed
