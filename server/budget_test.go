@@ -362,3 +362,24 @@ func TestOverloadAdaptiveLimit(t *testing.T) {
 	}
 	t.Logf("limit %d: accepted %d, shed %d", floor, accepted, shed)
 }
+
+// The admission settings reach the engine: riskd's own flags, not only the
+// engine's options.
+func TestAdmissionSettings(t *testing.T) {
+	cfg, err := LoadConfig([]string{"--max-in-flight", "64", "--min-in-flight", "64"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverSetup{config: func(c *Config) {
+		c.MaxInFlight, c.MinInFlight, c.AdmissionTarget = cfg.MaxInFlight, cfg.MinInFlight, cfg.AdmissionTarget
+	}})
+	res, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if !strings.Contains(string(body), "\nriskd_evaluations_in_flight_limit 64\n") {
+		t.Error("/metrics does not show the admission limit of --max-in-flight 64")
+	}
+}

@@ -37,6 +37,10 @@ type Config struct {
 	CatalogFile  string
 	RulesDir     string
 	CacheEntries int
+	// MaxInFlight, MinInFlight and AdmissionTarget bound and steer the
+	// evaluations admitted at once (engine.Options, engine/admission.go).
+	MaxInFlight, MinInFlight int
+	AdmissionTarget          time.Duration
 	// BacktestMaxStates bounds the feature states one backtest holds in
 	// memory (engine.Options.BacktestMaxStates).
 	BacktestMaxStates int
@@ -178,6 +182,9 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&c.CatalogFile, "catalog", "", "feature catalog YAML file (default: the catalog embedded in the binary)")
 	fs.StringVar(&c.RulesDir, "rules", "", "directory of rule YAML files that bootstrap an empty rules store as version v1 (default: the rule set embedded in the binary); later versions come from RulesService")
 	fs.IntVar(&c.CacheEntries, "cache-entries", 0, "hot feature state entries kept in memory (default: the feature store's default)")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", engine.DefaultMaxInFlight, "most evaluations under way at once; past the admission limit (at most this) Evaluate answers resource_exhausted at once")
+	fs.IntVar(&c.MinInFlight, "min-in-flight", engine.DefaultMinInFlight, "floor of the admission limit, which shrinks while answers are slow; equal to --max-in-flight turns adaptation off")
+	fs.DurationVar(&c.AdmissionTarget, "admission-target", 0, "smoothed time to answer above which fewer evaluations are admitted at once (default: half of --budget)")
 	fs.IntVar(&c.BacktestMaxStates, "backtest-max-states", engine.DefaultBacktestMaxStates, "feature states one backtest may hold in memory (about 300 bytes each); a wider window fails with resource_exhausted")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", DefaultMaxRequestBytes, "largest request message accepted, in bytes")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may finish after SIGINT/SIGTERM")
@@ -277,6 +284,9 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	}
 	if c.OverturnAlert <= 0 || c.OverturnAlert > 1 || c.OverturnMinHits < 0 {
 		return c, errors.New("overturn-alert must be in (0, 1] and overturn-min-hits not negative")
+	}
+	if c.MaxInFlight <= 0 || c.MinInFlight <= 0 || c.MinInFlight > c.MaxInFlight || c.AdmissionTarget < 0 {
+		return c, errors.New("max-in-flight and min-in-flight must be positive, min-in-flight at most max-in-flight, and admission-target not negative")
 	}
 	if c.MaxConnections <= 0 || c.MaxStreams <= 0 {
 		return c, errors.New("max-connections and max-streams must be positive")

@@ -130,6 +130,9 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{nil, map[string]string{"RISKD_MEMORY_LIMIT": "lots"}, "RISKD_MEMORY_LIMIT"},
 		{[]string{"--config", badLimit}, nil, "memory-limit"},
 		{nil, map[string]string{"GOMEMLIMIT": "1GB"}, "GOMEMLIMIT"},
+		{[]string{"--min-in-flight", "300"}, nil, "min-in-flight"},
+		{[]string{"--max-in-flight", "0"}, nil, "max-in-flight"},
+		{nil, map[string]string{"RISKD_ADMISSION_TARGET": "-1s"}, "admission-target"},
 	}
 	for _, tc := range tests {
 		_, err := LoadConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
