@@ -12,8 +12,8 @@ import (
 // growing share overrun the budget and answer with the fail mode, and the
 // callers get fewer real decisions, not more. (At twice capacity over
 // Connect, with 256 at once, 13-14 % of all requests were answered with the
-// fail mode and the accepted p99 was 589-776 ms; with this limit, 0.8 % and
-// 179-231 ms.)
+// fail mode and the accepted p99 was 589-776 ms; with this limit, 0.8-0.9 %
+// and 179-231 ms.)
 //
 // So the limit follows the smoothed time from arrival to answer. Every
 // tick (admissionTick) it shrinks by a tenth while that time is above the

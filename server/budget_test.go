@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -227,53 +226,20 @@ func TestOverloadSheds(t *testing.T) {
 	defer fs.stall.Store(0)
 
 	const callers = 64
-	type outcome struct {
-		code connect.Code
-		took time.Duration
-	}
-	results := make(chan outcome, callers)
-	client := s.risk(protoConnect, s.creds.Service)
-	for i := 0; i < callers; i++ {
-		go func() {
-			start := time.Now()
-			_, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
-				Event: loginEvent(fmt.Sprintf("ol-%d", i), fmt.Sprintf("acct-ol-%d", i), "dev-o", true, time.Now()),
-			}))
-			c := connect.Code(0)
-			if err != nil {
-				c = connect.CodeOf(err)
-			}
-			results <- outcome{c, time.Since(start)}
-		}()
-	}
-	var shed, accepted int
-	var slowestShed, slowestAccepted time.Duration
-	for i := 0; i < callers; i++ {
-		r := <-results
-		switch r.code {
-		case connect.CodeResourceExhausted:
-			shed++
-			slowestShed = max(slowestShed, r.took)
-		case 0:
-			accepted++
-			slowestAccepted = max(slowestAccepted, r.took)
-		default:
-			t.Errorf("unexpected code %v", r.code)
-		}
-	}
-	if shed == 0 || accepted == 0 {
-		t.Fatalf("shed %d, accepted %d: want both", shed, accepted)
+	b := burst(t, s, "ol", callers)
+	if b.shed == 0 || b.accepted == 0 {
+		t.Fatalf("shed %d, accepted %d: want both", b.shed, b.accepted)
 	}
 	// Shedding costs a round trip, not a wait for the disk: every shed
 	// answer comes back well before one sync would; accepted calls wait for
 	// their group commit and still end within the budget.
-	if slowestShed > stall/2 {
-		t.Errorf("slowest shed answer took %v; one sync takes %v", slowestShed, stall)
+	if b.slowestShed > stall/2 {
+		t.Errorf("slowest shed answer took %v; one sync takes %v", b.slowestShed, stall)
 	}
-	if slowestAccepted > 3*time.Second+time.Second {
-		t.Errorf("slowest accepted answer took %v", slowestAccepted)
+	if b.slowestAccepted > 3*time.Second+time.Second {
+		t.Errorf("slowest accepted answer took %v", b.slowestAccepted)
 	}
-	t.Logf("shed %d (slowest %v), accepted %d (slowest %v)", shed, slowestShed, accepted, slowestAccepted)
+	t.Logf("shed %d (slowest %v), accepted %d (slowest %v)", b.shed, b.slowestShed, b.accepted, b.slowestAccepted)
 }
 
 // While answers are slow, riskd admits fewer evaluations at once than
@@ -289,21 +255,7 @@ func TestOverloadAdaptiveLimit(t *testing.T) {
 		o.AdmissionTarget = time.Microsecond // every answer is slow
 		o.Budget = 3 * time.Second
 	}}})
-	limit := func() string {
-		res, err := http.Get(s.url + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		for _, line := range strings.Split(string(body), "\n") {
-			if v, ok := strings.CutPrefix(line, "riskd_evaluations_in_flight_limit "); ok {
-				return v
-			}
-		}
-		t.Fatal("/metrics lacks riskd_evaluations_in_flight_limit")
-		return ""
-	}
+	limit := func() string { return s.metric("riskd_evaluations_in_flight_limit") }
 	if got := limit(); got != "256" {
 		t.Fatalf("limit %s before any answer, want 256", got)
 	}
@@ -321,46 +273,17 @@ func TestOverloadAdaptiveLimit(t *testing.T) {
 	fs.stall.Store(int64(stall))
 	defer fs.stall.Store(0)
 	const callers = 32
-	codes := make(chan connect.Code, callers)
-	took := make(chan time.Duration, callers)
-	client := s.risk(protoConnect, s.creds.Service)
-	for i := range callers {
-		go func() {
-			start := time.Now()
-			_, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
-				Event: loginEvent(fmt.Sprintf("al-%d", i), fmt.Sprintf("acct-al-%d", i), "dev-al", true, time.Now()),
-			}))
-			c := connect.Code(0)
-			if err != nil {
-				c = connect.CodeOf(err)
-			}
-			if c == connect.CodeResourceExhausted {
-				took <- time.Since(start)
-			}
-			codes <- c
-		}()
+	b := burst(t, s, "al", callers)
+	if b.slowestShed > stall/2 {
+		t.Errorf("slowest shed answer took %v; one sync takes %v", b.slowestShed, stall)
 	}
-	var accepted, shed int
-	for range callers {
-		switch c := <-codes; c {
-		case connect.CodeResourceExhausted:
-			shed++
-			if d := <-took; d > stall/2 {
-				t.Errorf("a shed answer took %v; one sync takes %v", d, stall)
-			}
-		case connect.Code(0):
-			accepted++
-		default:
-			t.Errorf("unexpected code %v", c)
-		}
+	if b.accepted == 0 || b.accepted > floor {
+		t.Errorf("accepted %d of %d with the limit at %d", b.accepted, callers, floor)
 	}
-	if accepted == 0 || accepted > floor {
-		t.Errorf("accepted %d of %d with the limit at %d", accepted, callers, floor)
+	if b.accepted+b.shed != callers {
+		t.Errorf("accepted %d, shed %d of %d", b.accepted, b.shed, callers)
 	}
-	if accepted+shed != callers {
-		t.Errorf("accepted %d, shed %d of %d", accepted, shed, callers)
-	}
-	t.Logf("limit %d: accepted %d, shed %d", floor, accepted, shed)
+	t.Logf("limit %d: accepted %d, shed %d", floor, b.accepted, b.shed)
 }
 
 // The admission settings reach the engine: riskd's own flags, not only the
@@ -373,13 +296,52 @@ func TestAdmissionSettings(t *testing.T) {
 	s := startServer(t, serverSetup{config: func(c *Config) {
 		c.MaxInFlight, c.MinInFlight, c.AdmissionTarget = cfg.MaxInFlight, cfg.MinInFlight, cfg.AdmissionTarget
 	}})
-	res, err := http.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	if got := s.metric("riskd_evaluations_in_flight_limit"); got != "64" {
+		t.Errorf("admission limit %s on /metrics, want --max-in-flight's 64", got)
 	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	if !strings.Contains(string(body), "\nriskd_evaluations_in_flight_limit 64\n") {
-		t.Error("/metrics does not show the admission limit of --max-in-flight 64")
+}
+
+// burstResult tallies a burst of concurrent evaluations.
+type burstResult struct {
+	accepted, shed               int
+	slowestAccepted, slowestShed time.Duration
+}
+
+// burst sends n logins at once, each from its own account, and tallies
+// what came back; any code but ok and resource_exhausted fails the test.
+func burst(t *testing.T, s *testServer, prefix string, n int) burstResult {
+	t.Helper()
+	type outcome struct {
+		code connect.Code
+		took time.Duration
 	}
+	results := make(chan outcome, n)
+	client := s.risk(protoConnect, s.creds.Service)
+	for i := range n {
+		go func() {
+			start := time.Now()
+			_, err := client.Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
+				Event: loginEvent(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("acct-%s-%d", prefix, i), "dev-"+prefix, true, time.Now()),
+			}))
+			c := connect.Code(0)
+			if err != nil {
+				c = connect.CodeOf(err)
+			}
+			results <- outcome{c, time.Since(start)}
+		}()
+	}
+	var b burstResult
+	for range n {
+		switch r := <-results; r.code {
+		case connect.CodeResourceExhausted:
+			b.shed++
+			b.slowestShed = max(b.slowestShed, r.took)
+		case 0:
+			b.accepted++
+			b.slowestAccepted = max(b.slowestAccepted, r.took)
+		default:
+			t.Errorf("unexpected code %v", r.code)
+		}
+	}
+	return b
 }

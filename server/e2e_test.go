@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -455,12 +454,7 @@ func TestHealthAndReflectionNeedNoToken(t *testing.T) {
 func TestMetricsAndProfiles(t *testing.T) {
 	s := startServer(t, serverSetup{})
 	s.evaluate(loginEvent("m-1", "acct-m", "dev-m", false, time.Now()))
-	res, err := http.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	body := s.metrics()
 	for _, want := range []string{
 		`riskd_requests_total{code="ok",procedure="/risk.v1.RiskService/Evaluate"} 1`,
 		`riskd_decisions_total{degraded="false",event_type="LOGIN",outcome="ALLOW"} 1`,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,6 +198,33 @@ func (s *testServer) evaluate(ev *riskv1.Event) *riskv1.Decision {
 
 // storeKeys returns every key in the store, to show that a request changed
 // nothing.
+// metrics returns the server's /metrics page.
+func (s *testServer) metrics() string {
+	s.t.Helper()
+	res, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(body)
+}
+
+// metric returns the value of the unlabelled metric name on /metrics.
+func (s *testServer) metric(name string) string {
+	s.t.Helper()
+	for _, line := range strings.Split(s.metrics(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	s.t.Fatalf("/metrics lacks %s", name)
+	return ""
+}
+
 func (s *testServer) storeKeys() map[string]bool {
 	s.t.Helper()
 	it, err := s.eng.DB().NewIter(nil)
