@@ -116,14 +116,17 @@ func BenchmarkAppend(b *testing.B) {
 	e := newEnv(b, Options{})
 	d := e.decision("acct-1", "ato.new_device", "ato.burst")
 	ps := make([]*Pending, 4096)
-	for i := range ps {
-		d.DecisionId = NewID(t0)
-		p, err := e.log.Prepare(d, "acct-1")
-		if err != nil {
-			b.Fatal(err)
+	prepare := func() { // a Pending is appended once
+		for i := range ps {
+			d.DecisionId = NewID(t0)
+			p, err := e.log.Prepare(d, "acct-1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ps[i] = p
 		}
-		ps[i] = p
 	}
+	prepare()
 	batch := e.db.NewBatch()
 	defer batch.Close()
 	b.ReportAllocs()
@@ -133,7 +136,10 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i%len(ps) == len(ps)-1 {
+			b.StopTimer()
 			batch.Reset()
+			prepare()
+			b.StartTimer()
 		}
 	}
 }
