@@ -199,7 +199,11 @@ func (e *Engine) record(deadline time.Time, d *riskv1.Decision, ev *event.Event,
 	if b == nil {
 		b = e.db.NewBatch()
 	}
-	evb, err := e.stage(b, d, stored, key)
+	buf := eventBufs.Get().(*[]byte)
+	evb, err := e.stage(b, *buf, d, stored, key)
+	if err == nil {
+		*buf = evb
+	}
 	if err == nil && d.Event != stored {
 		evb, err = marshalDet(d.Event)
 	}
@@ -212,6 +216,10 @@ func (e *Engine) record(deadline time.Time, d *riskv1.Decision, ev *event.Event,
 		prep, err = e.decisions.PrepareParts(d, ev.P.Account, feats, evb)
 		d.Features, d.Event = feats, event
 	}
+	// The batch and the record have copied the event's bytes.
+	if cap(*buf) <= maxPooledEvent {
+		eventBufs.Put(buf)
+	}
 	if err != nil {
 		_ = b.Close()
 		return err
@@ -220,13 +228,19 @@ func (e *Engine) record(deadline time.Time, d *riskv1.Decision, ev *event.Event,
 }
 
 // stage writes the idempotency key and the stored event and returns the
-// event's encoding.
-func (e *Engine) stage(b *pebble.Batch, d *riskv1.Decision, stored *riskv1.Event, key []byte) ([]byte, error) {
+// event's encoding, in buf's storage.
+func (e *Engine) stage(b *pebble.Batch, buf []byte, d *riskv1.Decision, stored *riskv1.Event, key []byte) ([]byte, error) {
 	if err := b.Set(key, []byte(d.DecisionId), nil); err != nil {
 		return nil, err
 	}
-	return ingest.PutEvent(b, stored)
+	return ingest.AppendEvent(b, buf, stored)
 }
+
+// eventBufs recycles the buffers stored events are encoded into (about
+// 700 bytes each); maxPooledEvent bounds the ones kept.
+var eventBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledEvent = 16 << 10
 
 // vectorPool recycles the feature vectors of evaluations (a kilobyte and a
 // half each with the default catalog).
