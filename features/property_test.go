@@ -47,13 +47,13 @@ var cheatApps = map[string]bool{"cheat.a": true, "cheat.b": true}
 type cheatLists struct{}
 
 func (cheatLists) CountMembers(list string, values []string) int {
-	n := 0
+	seen := map[string]bool{}
 	for _, v := range values {
 		if list == "cheat_apps" && cheatApps[v] {
-			n++
+			seen[v] = true
 		}
 	}
-	return n
+	return len(seen)
 }
 
 func randomEvent(r *rand.Rand, at time.Time) *event.Event {

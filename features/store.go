@@ -23,8 +23,9 @@ import (
 // ErrNoDB is returned by Open without a DB.
 var ErrNoDB = errors.New("features: Options.DB is required")
 
-// ListMatcher counts how many of values are on the named list. It is
-// satisfied by features/lists; nil means every list is empty.
+// ListMatcher counts how many distinct values of values (which may repeat,
+// in any order) are on the named list. It is satisfied by features/lists;
+// nil means every list is empty.
 type ListMatcher interface {
 	CountMembers(list string, values []string) int
 }
@@ -1006,11 +1007,13 @@ func (s *Store) listCount(w *work, d *Def, ev *event.Event) Value {
 		return IntValue(0)
 	}
 	var vals []string
-	for _, f := range d.Of {
-		vals = append(vals, listFields[f].get(ev)...)
+	if len(d.Of) == 1 { // the usual case: the event's own slice, not a copy
+		vals = listFields[d.Of[0]].get(ev)
+	} else {
+		for _, f := range d.Of {
+			vals = append(vals, listFields[f].get(ev)...)
+		}
 	}
-	slices.Sort(vals)
-	vals = slices.Compact(vals)
 	return IntValue(int64(s.lists.CountMembers(d.List, vals)))
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -655,32 +656,23 @@ func (l *Lists) AnyIn(name string, values []string) bool {
 }
 
 // CountMembers counts the distinct values that are live members of list
-// (features.ListMatcher).
+// (features.ListMatcher). values may repeat and need no order: only the
+// members found are compared with each other, and they are few.
 func (l *Lists) CountMembers(name string, values []string) int {
 	ls := l.lookup(name)
 	if ls == nil || len(values) == 0 {
 		return 0
 	}
 	now := l.clock.Now().UnixNano()
-	n := 0
-	for i, v := range values {
-		if v == "" || dupBefore(values, i) {
+	var buf [8]string
+	hits := buf[:0]
+	for _, v := range values {
+		if v == "" || !l.contains(ls, v, now) || slices.Contains(hits, v) {
 			continue
 		}
-		if l.contains(ls, v, now) {
-			n++
-		}
+		hits = append(hits, v)
 	}
-	return n
-}
-
-func dupBefore(vs []string, i int) bool {
-	for _, v := range vs[:i] {
-		if v == vs[i] {
-			return true
-		}
-	}
-	return false
+	return len(hits)
 }
 
 // Export returns a plain list's bloom filter, freshly built from its live
