@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // maxPeriods is how many periods an entry keeps once no in-flight write
@@ -23,8 +21,8 @@ type entry struct {
 	per []*periodState // guarded by the entity's stripe lock
 
 	// guarded by the shard's mu:
-	pending int    // delta slots not yet merged to disk (writeback.go): pinned while positive
-	tick    uint64 // the shard's tick when it last moved to the LRU's front
+	pending int  // delta slots not yet merged to disk (writeback.go): pinned while positive
+	ref     bool // used since the CLOCK's hand last passed it
 
 	// gone: no lookup finds the entry any more (evicted, released from the
 	// pinned map, or cleared), so that one looked up before the stripe lock
@@ -114,37 +112,46 @@ func (e *entry) add(ps *periodState, keep1, keep2 int64) {
 	e.per = append(e.per, ps)
 }
 
-// cache is an LRU of entries, sharded by hash so that concurrent
-// evaluations rarely share a mutex. An entry with deltas not yet merged to
-// disk (pinned by pin) that the LRU evicts moves to a side map (pinned):
-// lookups still find it until the flush that merges its last delta
-// releases it, so it is never reloaded from disk without them. The hash is the one that picks the
-// entity's stripe lock (prepare), computed once per state and event.
+// cache holds the hot entries, sharded by hash so that concurrent
+// evaluations rarely share a mutex. Each shard is a CLOCK, the classic
+// approximation of an LRU: entries sit in a ring of slots with a
+// referenced bit that a hit sets; an insert into a full shard sweeps the
+// hand forward, clearing set bits, and evicts the first entry whose bit is
+// clear, one not used since the hand last passed. Against an LRU's list
+// this keeps no object per entry (the ring is one slice, the index a map
+// with no pointers for the collector to scan, 262,144 list elements
+// fewer) and a hit writes one bit at most, and only after the hand has
+// cleared it. An entry with deltas not yet merged to disk (pinned by pin)
+// that the hand evicts moves to a side map (pinned): lookups still find
+// it until the flush that merges its last delta releases it, so it is
+// never reloaded from disk without them. The hash is the one that picks
+// the entity's stripe lock (prepare), computed once per state and event.
 //
-// A hit moves an entry to the LRU's front only when it has aged past the
-// newest quarter of its shard (by a tick counted per move): an entry that
-// recent cannot be evicted before it ages, so skipping the move keeps the
-// eviction order of an LRU for every entry that matters while most hits
-// on hot state write nothing.
-//
-// A scratch store's cache (newCache with scratch) is no LRU: each shard
-// keeps every entry in a map, up to limit in all, since an evicted entry of
-// a store without a DB would be lost.
+// A scratch store's cache (newCache with scratch) evicts nothing: each
+// shard keeps every entry in a map, up to limit in all, since an evicted
+// entry of a store without a DB would be lost.
 type cache struct {
 	shards []cacheShard
 	mask   uint64
-	limit  int64         // scratch: the most entries held; 0: an LRU
+	limit  int64         // scratch: the most entries held; 0: a CLOCK
 	n      *atomic.Int64 // scratch: entries held (shared by the parts of OpenScratch)
 }
 
 type cacheShard struct {
 	mu     sync.Mutex
-	lru    *simplelru.LRU[uint64, *entry] // guarded by mu
-	pinned map[uint64]*entry              // guarded by mu; evicted while pending
-	tick   uint64                         // guarded by mu
-	fresh  uint64                         // a quarter of the shard's capacity
-	all    map[uint64]*entry              // guarded by mu; scratch: every entry
-	_      [16]byte                       // keep shards on separate cache lines
+	ring   []slot            // guarded by mu; up to capacity entries
+	index  map[uint64]int32  // guarded by mu; hash -> its slot in ring
+	hand   int               // guarded by mu; the next slot the sweep looks at
+	cap    int               // the most entries ring holds
+	pinned map[uint64]*entry // guarded by mu; evicted while pending
+	all    map[uint64]*entry // guarded by mu; scratch: every entry
+	_      [16]byte          // keep shards on separate cache lines
+}
+
+// slot is one place in a shard's ring.
+type slot struct {
+	h uint64
+	e *entry
 }
 
 func newCache(entries int, scratch bool) *cache {
@@ -164,16 +171,58 @@ func newCache(entries int, scratch bool) *cache {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.pinned = map[uint64]*entry{}
-		sh.fresh = uint64(per / 4)
-		sh.lru, _ = simplelru.NewLRU(per, func(h uint64, e *entry) {
-			if e.pending > 0 { // called under sh.mu
-				sh.pinned[h] = e
-			} else {
-				e.gone.Store(true)
-			}
-		})
+		sh.cap = per
+		sh.index = make(map[uint64]int32)
 	}
 	return c
+}
+
+// peekLocked returns the ring's entry for h, or nil.
+func (sh *cacheShard) peekLocked(h uint64) *entry {
+	if i, ok := sh.index[h]; ok {
+		return sh.ring[i].e
+	}
+	return nil
+}
+
+// evictLocked drops e from the ring's bookkeeping: into the pinned map
+// while it holds deltas no flush has merged, otherwise gone.
+func (sh *cacheShard) evictLocked(h uint64, e *entry) {
+	if e.pending > 0 {
+		sh.pinned[h] = e
+	} else {
+		e.gone.Store(true)
+	}
+}
+
+// addLocked puts e under h into the ring, replacing the entry already
+// under h or, when the ring is full, the first one the hand finds
+// unreferenced.
+func (sh *cacheShard) addLocked(h uint64, e *entry) {
+	e.ref = false // a whole sweep of the hand before it can go
+	if i, ok := sh.index[h]; ok {
+		sh.ring[i].e = e
+		return
+	}
+	if len(sh.ring) < sh.cap {
+		sh.index[h] = int32(len(sh.ring))
+		sh.ring = append(sh.ring, slot{h, e})
+		return
+	}
+	for {
+		s := &sh.ring[sh.hand]
+		if s.e.ref {
+			s.e.ref = false
+			sh.hand = (sh.hand + 1) % len(sh.ring)
+			continue
+		}
+		delete(sh.index, s.h)
+		sh.evictLocked(s.h, s.e)
+		*s = slot{h, e}
+		sh.index[h] = int32(sh.hand)
+		sh.hand = (sh.hand + 1) % len(sh.ring)
+		return
+	}
 }
 
 func (c *cache) shard(h uint64) *cacheShard { return &c.shards[(h>>32)&c.mask] }
@@ -187,11 +236,9 @@ func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
 		}
 		return nil
 	}
-	if e, ok := sh.lru.Peek(h); ok && e.is(id, ent) {
-		if sh.tick-e.tick > sh.fresh {
-			sh.lru.Get(h) // move to front
-			sh.tick++
-			e.tick = sh.tick
+	if e := sh.peekLocked(h); e != nil && e.is(id, ent) {
+		if !e.ref {
+			e.ref = true
 		}
 		return e
 	}
@@ -229,12 +276,10 @@ func (c *cache) putScratch(h uint64, e *entry) error {
 func (c *cache) put(h uint64, e *entry) {
 	sh := c.shard(h)
 	sh.mu.Lock()
-	if old, ok := sh.lru.Peek(h); ok && old != e {
-		old.gone.Store(true) // another entity of the same hash: Add replaces it without eviction
+	if old := sh.peekLocked(h); old != nil && old != e {
+		old.gone.Store(true) // another entity of the same hash: replaced without eviction
 	}
-	sh.tick++
-	e.tick = sh.tick
-	sh.lru.Add(h, e)
+	sh.addLocked(h, e)
 	sh.mu.Unlock()
 }
 
@@ -246,7 +291,7 @@ func (c *cache) pin(h uint64, e *entry) {
 	sh := c.shard(h)
 	sh.mu.Lock()
 	e.pending++
-	if cur, ok := sh.lru.Peek(h); !ok || cur != e {
+	if sh.peekLocked(h) != e {
 		sh.pinned[h] = e
 		e.gone.Store(false)
 	}
@@ -271,9 +316,12 @@ func (c *cache) clear() {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		if sh.lru != nil {
-			sh.lru.Purge()
+		for _, s := range sh.ring {
+			sh.evictLocked(s.h, s.e)
 		}
+		clear(sh.ring)
+		sh.ring, sh.hand = sh.ring[:0], 0
+		clear(sh.index)
 		for _, e := range sh.pinned {
 			e.gone.Store(true)
 		}
@@ -290,9 +338,9 @@ func (c *cache) len() int {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		n += sh.lru.Len()
+		n += len(sh.ring)
 		for h := range sh.pinned {
-			if !sh.lru.Contains(h) {
+			if _, ok := sh.index[h]; !ok {
 				n++
 			}
 		}
