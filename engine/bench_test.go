@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/internal/cputime"
 	"github.com/riskd/riskd/internal/logbuf"
+	"github.com/riskd/riskd/internal/memlimit"
 )
 
 // Benchmarks of the whole in-process evaluation and of the group committer.
@@ -199,6 +201,22 @@ func ingestAll(tb testing.TB, e *Engine, n int, event func(i int) *riskv1.Event)
 	}
 }
 
+// applyRiskdMemory sets the soft memory limit and the collector's target
+// as riskd does (memlimit.Apply): GOMEMLIMIT when set, else
+// memlimit.Default, and RISKD_MEMORY_LIMIT (riskd's own variable)
+// overrides both, to measure another limit (0 or off: none). It returns
+// the limit set and the previous one.
+func applyRiskdMemory() (limit, prev int64, err error) {
+	limit, err = memlimit.DefaultFrom(os.Getenv)
+	if v := os.Getenv("RISKD_MEMORY_LIMIT"); v != "" && err == nil {
+		limit, err = memlimit.Parse(v)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("memory limit: %w", err)
+	}
+	return limit, memlimit.Apply(limit), nil
+}
+
 // shared is the warmed engine every evaluation benchmark in one test binary
 // run uses: testing calls each benchmark body more than once, and warming
 // a large population takes a while. TestMain removes it.
@@ -241,6 +259,15 @@ func newEvalBench(b *testing.B) *evalBench {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		// Benchmarks measure the engine as riskd runs it: under riskd's soft
+		// memory limit and collector target.
+		if _, _, err := applyRiskdMemory(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	code := m.Run()
 	if shared.eb != nil {
 		_ = shared.eb.e.Close()

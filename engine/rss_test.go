@@ -43,14 +43,10 @@ import (
 // riskd does (MALLOC_ARENA_MAX, when set, wins).
 func TestResidentMemory(t *testing.T) {
 	n := benchEnv("RSS_ACCOUNTS", 1_000_000)
-	limit, err := memlimit.DefaultFrom(os.Getenv)
-	if v := os.Getenv("RISKD_MEMORY_LIMIT"); v != "" && err == nil {
-		limit, err = memlimit.Parse(v)
-	}
+	limit, prev, err := applyRiskdMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
-	prev := memlimit.Apply(limit)
 	t.Cleanup(func() { memlimit.Apply(prev) })
 	e := openBenchEngine(t, nil)
 	peak := watchPeak(e)
