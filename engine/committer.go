@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/riskd/riskd/decisions"
+	"github.com/riskd/riskd/internal/batchorder"
 )
 
 // ErrClosed is returned for work submitted after Close.
@@ -66,6 +67,10 @@ type committer struct {
 	// the committer goroutine uses it; nil after a failed commit, since
 	// Pebble advises against reusing such a batch.
 	group *pebble.Batch
+	// sorted is group's writes in key order (batchorder), the batch
+	// committed; sorter its scratch. Only the committer goroutine uses them.
+	sorted *pebble.Batch
+	sorter batchorder.Sorter
 
 	// statistics, read by metrics
 	groups    atomic.Int64
@@ -219,8 +224,10 @@ func (c *committer) run() {
 		}
 		c.commitGroup(group)
 	}
-	if c.group != nil {
-		_ = c.group.Close()
+	for _, b := range []*pebble.Batch{c.group, c.sorted} {
+		if b != nil {
+			_ = b.Close()
+		}
 	}
 }
 
@@ -280,7 +287,7 @@ func (c *committer) commitGroup(group []*commitReq) {
 		}
 	}
 	start := time.Now()
-	err := batch.Commit(pebble.Sync)
+	err := c.commitSorted(batch)
 	if err != nil {
 		_ = batch.Close()
 		c.group = nil
@@ -305,6 +312,28 @@ func (c *committer) commitGroup(group []*commitReq) {
 		}
 		r.done <- e
 	}
+}
+
+// commitSorted commits the group's writes, synced, in key order when
+// batchorder can sort them: the memtable then inserts each evaluation's
+// write next to the one before it instead of searching from the top.
+func (c *committer) commitSorted(group *pebble.Batch) error {
+	if c.sorted == nil {
+		c.sorted = c.db.NewBatch()
+	}
+	ok, err := c.sorter.Sort(c.sorted, group)
+	if err != nil || !ok {
+		c.sorted.Reset()
+		return group.Commit(pebble.Sync)
+	}
+	err = c.sorted.Commit(pebble.Sync)
+	if err != nil {
+		_ = c.sorted.Close()
+		c.sorted = nil
+	} else {
+		c.sorted.Reset()
+	}
+	return err
 }
 
 // close stops accepting work, commits what is queued, and waits.
