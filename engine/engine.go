@@ -22,6 +22,7 @@ import (
 	"github.com/riskd/riskd/ingest"
 	"github.com/riskd/riskd/internal/clock"
 	"github.com/riskd/riskd/internal/keys"
+	"github.com/riskd/riskd/internal/tablefs"
 	"github.com/riskd/riskd/rules"
 )
 
@@ -106,7 +107,7 @@ func Open(opts Options) (*Engine, error) {
 		},
 	}
 	popts := &pebble.Options{
-		FS:            opts.FS,
+		FS:            tablefs.New(opts.FS), // tables written in 256 KiB calls, not 4 KiB
 		Merger:        features.Merger(),
 		Logger:        pebbleLogger{opts.Logger},
 		EventListener: &listener,
