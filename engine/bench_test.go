@@ -288,7 +288,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
-	w0, g0 := eb.e.Writes(), eb.e.Stats().GroupCommits
+	w0, g0, f0 := eb.e.Writes(), eb.e.Stats().GroupCommits, eb.e.features.Stats()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			d, err := eb.e.Evaluate(context.Background(), eb.next())
@@ -304,11 +304,13 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	w1, g1 := eb.e.Writes(), eb.e.Stats().GroupCommits
+	w1, g1, f1 := eb.e.Writes(), eb.e.Stats().GroupCommits, eb.e.features.Stats()
 	b.ReportMetric(float64(w1.WAL-w0.WAL)/float64(b.N), "wal-B/op")
 	b.ReportMetric(float64(w1.Flushed-w0.Flushed)/float64(b.N), "flushed-B/op")
 	b.ReportMetric(float64(w1.Compacted-w0.Compacted)/float64(b.N), "compacted-B/op")
 	b.ReportMetric(float64(b.N)/float64(max(g1-g0, 1)), "evals/commit")
+	b.ReportMetric(float64(f1.PeriodLoads-f0.PeriodLoads)/float64(b.N), "state-loads/op")
+	b.ReportMetric(float64(f1.PeriodHits-f0.PeriodHits)/float64(b.N), "state-hits/op")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "evals/s")
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
 	b.ReportMetric(float64(degraded.Load())/float64(b.N), "degraded/op")
