@@ -298,7 +298,7 @@ func (c *cache) pin(h uint64, e *entry) {
 	sh.mu.Unlock()
 }
 
-// release undoes one pin: once none is left, an entry the LRU evicted
+// release undoes one pin: once none is left, an entry the CLOCK evicted
 // meanwhile is gone, and the next read reloads it from disk.
 func (c *cache) release(h uint64, e *entry) {
 	sh := c.shard(h)

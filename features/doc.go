@@ -2,7 +2,7 @@
 // distinct counts, seen-before flags, time since the first event, time and
 // distance since the previous event, list hits) from a declarative YAML
 // catalog, incrementally, as mergeable window state on Pebble behind an
-// in-memory LRU.
+// in-memory cache of hot state (a CLOCK, an approximation of an LRU).
 //
 // # Catalog
 //
@@ -103,7 +103,7 @@
 //
 // # Memory
 //
-// The hot-state LRU holds at most Options.CacheEntries entries (plus the
+// The hot-state cache holds at most Options.CacheEntries entries (plus the
 // entries holding deltas no flush has merged yet, which are pinned, about
 // Options.MaxDirty at most between flushes): one per (state, entity),
 // holding the periods loaded for it (at most three once no in-flight

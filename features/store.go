@@ -43,7 +43,7 @@ type Options struct {
 	Catalog *Catalog
 	// Lists answers list_count features; nil counts 0.
 	Lists ListMatcher
-	// CacheEntries bounds the hot-state LRU (one entry per feature state,
+	// CacheEntries bounds the hot-state cache (one entry per feature state,
 	// period and entity; in-flight entries are pinned on top). Default 262144.
 	CacheEntries int
 	// Clock defaults to the system clock; Sweep and Show read it.
