@@ -41,7 +41,10 @@ import (
 // that population holds, which takes a minute or more); ENGINE_BENCH_EVENTS
 // (default 50,000) is how many workload events are generated once and
 // replayed (each replay a new event id, stamped now), all of them evaluated
-// once before the clock starts so that the state they touch is warm.
+// once before the clock starts so that the state they touch is warm;
+// ENGINE_BENCH_PARALLELISM (default 32) times GOMAXPROCS goroutines call
+// Evaluate in BenchmarkEvaluate. Benchmarks run under riskd's soft memory
+// limit and collector target (RISKD_MEMORY_LIMIT=off: Go's defaults).
 
 func benchEnv(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -284,7 +287,7 @@ func TestMain(m *testing.M) {
 func BenchmarkEvaluate(b *testing.B) {
 	eb := newEvalBench(b)
 	var degraded, shed atomic.Int64
-	b.SetParallelism(32) // 64 goroutines on two cores: enough to fill group commits
+	b.SetParallelism(benchEnv("ENGINE_BENCH_PARALLELISM", 32)) // 64 goroutines on two cores by default
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
