@@ -12,10 +12,11 @@
 // arrival order jumps between those ranges at every key, and in key order
 // walks each range once.
 //
-// The writes of one batch become visible together, so the order of writes
-// to different keys within it cannot be observed; Sort keeps the order of
-// the writes to the same key, and declines batches whose reordering could
-// be observed (a range deletion spanning a key the batch writes) or that
+// The writes of one batch become visible together, so neither the order of
+// writes to different keys within it nor a write that a later one to the
+// same key replaces can be observed; Sort keeps the order of the writes to
+// the same key, drops the replaced ones, and declines batches whose
+// reordering could be observed (a range deletion spanning a key the batch writes) or that
 // hold kinds it does not copy.
 package batchorder
 
@@ -54,8 +55,9 @@ type write struct {
 }
 
 // Sort writes src's entries into dst, which must be empty, with the point
-// writes in key order (writes to one key in their order in src) followed
-// by the range deletions in theirs, and reports true. It writes nothing
+// writes in key order (writes to one key in their order in src, less those
+// a later set or deletion of the key shadows) followed by the range
+// deletions in theirs, and reports true. It writes nothing
 // and reports false when src holds anything but sets, merges, deletions
 // and range deletions, or a range deletion spans a key src writes. src is
 // not changed; dst holds a copy of its entries.
@@ -107,13 +109,33 @@ func (s *Sorter) Sort(dst, src *pebble.Batch) (bool, error) {
 	}
 	// Copied entry by entry into dst's own buffer: no key is encoded again.
 	out := dst.Repr()[:batchrepr.HeaderLen]
-	for _, o := range s.order {
-		out = append(out, s.points[o.i].raw...)
+	n := 0
+	for run := s.order; len(run) > 0; {
+		// The writes to one key: those before its last set or deletion are
+		// shadowed by it (the decision log's chain head, set once per
+		// decision, is the usual case), and would each cost a search from
+		// the top of the memtable, since a later write to a key sorts
+		// before the earlier ones there.
+		end, from := 1, 0
+		for end < len(run) && bytes.Equal(s.points[run[end].i].key, s.points[run[0].i].key) {
+			end++
+		}
+		for j := end - 1; j > 0; j-- {
+			if k := pebble.InternalKeyKind(s.points[run[j].i].raw[0]); k == pebble.InternalKeyKindSet || k == pebble.InternalKeyKindDelete {
+				from = j
+				break
+			}
+		}
+		for _, o := range run[from:end] {
+			out = append(out, s.points[o.i].raw...)
+			n++
+		}
+		run = run[end:]
 	}
 	for _, w := range s.ranges {
 		out = append(out, w.raw...)
 	}
-	batchrepr.SetCount(out, uint32(len(s.points)+len(s.ranges)))
+	batchrepr.SetCount(out, uint32(n+len(s.ranges)))
 	if err := dst.SetRepr(out); err != nil {
 		return false, fmt.Errorf("batchorder: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 func openMem(t *testing.T) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Merger: pebble.DefaultMerger})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Merger: pebble.DefaultMerger, Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,10 @@ func TestSort(t *testing.T) {
 	}{
 		{"interleaved writes", nil,
 			[]op{{'s', "e2", "a"}, {'s', "d1", "b"}, {'m', "c", "1"}, {'s', "e1", "c"}, {'m', "c", "2"}, {'d', "d0", ""}, {'s', "d1", "b2"}},
-			true, []string{"c", "c", "d0", "d1", "d1", "e1", "e2"}},
+			true, []string{"c", "c", "d0", "d1", "e1", "e2"}},
+		{"shadowed writes", []op{{'s', "a", "old"}, {'s', "b", "old"}, {'s', "c", "old"}},
+			[]op{{'m', "a", "1"}, {'d', "b", ""}, {'m', "a", "2"}, {'s', "a", "x"}, {'m', "b", "3"}, {'m', "a", "4"}, {'s', "c", "1"}, {'d', "c", ""}},
+			true, []string{"a", "a", "b", "b", "c"}},
 		{"range deletion apart from the writes", []op{{'s', "x1", "old"}, {'s', "x2", "old"}, {'s', "y", "keep"}},
 			[]op{{'s', "b", "1"}, {'r', "x", "xz"}, {'s', "a", "2"}},
 			true, []string{"a", "b", "x"}},
@@ -199,7 +202,7 @@ func TestSortRandom(t *testing.T) {
 }
 
 func BenchmarkSort(b *testing.B) {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quiet{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -221,4 +224,12 @@ func BenchmarkSort(b *testing.B) {
 			b.Fatal(ok, err)
 		}
 	}
+}
+
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)  {}
+func (quiet) Errorf(string, ...any) {}
+func (quiet) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
 }
