@@ -21,8 +21,7 @@ type entry struct {
 	per []*periodState // guarded by the entity's stripe lock
 
 	// guarded by the shard's mu:
-	pending int  // delta slots not yet merged to disk (writeback.go): pinned while positive
-	ref     bool // used since the CLOCK's hand last passed it
+	pending int // delta slots not yet merged to disk (writeback.go): pinned while positive
 
 	// gone: no lookup finds the entry any more (evicted, released from the
 	// pinned map, or cleared), so that one looked up before the stripe lock
@@ -148,10 +147,13 @@ type cacheShard struct {
 	_      [16]byte          // keep shards on separate cache lines
 }
 
-// slot is one place in a shard's ring.
+// slot is one place in a shard's ring. The referenced bit is here, not in
+// the entry, so that the hand's sweep reads the ring in order instead of
+// an entry somewhere in the heap at every step.
 type slot struct {
-	h uint64
-	e *entry
+	h   uint64
+	e   *entry
+	ref bool // used since the hand last passed it
 }
 
 func newCache(entries int, scratch bool) *cache {
@@ -199,26 +201,26 @@ func (sh *cacheShard) evictLocked(h uint64, e *entry) {
 // under h or, when the ring is full, the first one the hand finds
 // unreferenced.
 func (sh *cacheShard) addLocked(h uint64, e *entry) {
-	e.ref = false // a whole sweep of the hand before it can go
+	// Unreferenced: a whole sweep of the hand before it can go.
 	if i, ok := sh.index[h]; ok {
-		sh.ring[i].e = e
+		sh.ring[i] = slot{h: h, e: e}
 		return
 	}
 	if len(sh.ring) < sh.cap {
 		sh.index[h] = int32(len(sh.ring))
-		sh.ring = append(sh.ring, slot{h, e})
+		sh.ring = append(sh.ring, slot{h: h, e: e})
 		return
 	}
 	for {
 		s := &sh.ring[sh.hand]
-		if s.e.ref {
-			s.e.ref = false
+		if s.ref {
+			s.ref = false
 			sh.hand = (sh.hand + 1) % len(sh.ring)
 			continue
 		}
 		delete(sh.index, s.h)
 		sh.evictLocked(s.h, s.e)
-		*s = slot{h, e}
+		*s = slot{h: h, e: e}
 		sh.index[h] = int32(sh.hand)
 		sh.hand = (sh.hand + 1) % len(sh.ring)
 		return
@@ -236,11 +238,13 @@ func (sh *cacheShard) lookupLocked(h uint64, id uint16, ent []byte) *entry {
 		}
 		return nil
 	}
-	if e := sh.peekLocked(h); e != nil && e.is(id, ent) {
-		if !e.ref {
-			e.ref = true
+	if i, ok := sh.index[h]; ok {
+		if s := &sh.ring[i]; s.e.is(id, ent) {
+			if !s.ref {
+				s.ref = true
+			}
+			return s.e
 		}
-		return e
 	}
 	if e, ok := sh.pinned[h]; ok && e.is(id, ent) {
 		return e
