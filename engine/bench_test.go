@@ -333,7 +333,7 @@ func BenchmarkEvaluateOpenLoop(b *testing.B) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0, g0 := cpuTime(), eb.e.Stats().GroupCommits
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		sched := start.Add(time.Duration(i) * interval)
@@ -364,6 +364,7 @@ func BenchmarkEvaluateOpenLoop(b *testing.B) {
 	b.ReportMetric(q(0.999), "p99.9-ms")
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
 	b.ReportMetric(float64(degraded.Load()+shed.Load())/float64(b.N), "degraded+shed/op")
+	b.ReportMetric(float64(b.N)/float64(max(eb.e.Stats().GroupCommits-g0, 1)), "evals/commit")
 }
 
 // BenchmarkGroupCommit measures the committer alone: N goroutines each
