@@ -16,8 +16,8 @@
 // writes to different keys within it nor a write that a later one to the
 // same key replaces can be observed; Sort keeps the order of the writes to
 // the same key, drops the replaced ones, and declines batches whose
-// reordering could be observed (a range deletion spanning a key the batch writes) or that
-// hold kinds it does not copy.
+// reordering could be observed (a range deletion spanning a key the batch
+// writes) or that hold kinds it does not copy.
 package batchorder
 
 import (
