@@ -19,7 +19,6 @@
 package tablefs
 
 import (
-	"io"
 	"strings"
 	"sync"
 
@@ -167,4 +166,4 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
-var _ io.Writer = (*file)(nil)
+var _ vfs.File = (*file)(nil)
