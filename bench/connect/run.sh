@@ -4,24 +4,30 @@
 # /proc), which a shared, loaded machine distorts far less than req/s, and
 # the load tool's own (on two cores it takes a share of the machine too).
 #
-#   bench/connect/run.sh [--clients 64] [--duration 10s] [--trace]
+#   bench/connect/run.sh [--clients 64] [--duration 10s] [--populate N] [--trace]
 #
 # Builds riskd and riskbench, starts riskd on a fresh data dir and a
 # `riskbench serve-floor` process, then: closed loop on riskd, closed loop on
 # the floor (same clients), open loop on riskd at half its closed-loop rate.
 # Stops both servers by pid on exit. Reports land in $OUT (default a temp dir).
+# --populate N first gives riskd the feature state of a population of N
+# accounts (one login each from home, through Ingest: `riskbench populate`),
+# and every run then draws from that population: the issue's targets assume
+# 1M accounts and 1M devices. Without it riskd starts empty and riskbench
+# draws from its default 100,000 accounts.
 # --trace runs riskd with GODEBUG=gctrace=1, stamps each line riskd logs with
 # its arrival time, keeps the open loop's latency log and lines the two up
 # (bench/connect/spikes.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-clients=64 duration=10s trace=
+clients=64 duration=10s trace= populate=
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--clients) clients=$2; shift 2 ;;
 	--duration) duration=$2; shift 2 ;;
 	--trace) trace=1; shift ;;
-	*) echo "usage: $0 [--clients N] [--duration D] [--trace]" >&2; exit 2 ;;
+	--populate) populate=$2; shift 2 ;;
+	*) echo "usage: $0 [--clients N] [--duration D] [--populate N] [--trace]" >&2; exit 2 ;;
 	esac
 done
 out=${OUT:-$(mktemp -d)}
@@ -54,12 +60,15 @@ jq_ok() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["runs"][0]
 # shares the machine with the server it measures.
 bench() {
 	local TIMEFORMAT='%U %S'
-	{ time "$out/riskbench" --quiet --data-dir "$out/data" --duration "$duration" --warmup 2s "$@" 2>"$out/tool.err"; } 2>"$out/tool-cpu" ||
+	{ time "$out/riskbench" --quiet --data-dir "$out/data" --duration "$duration" --warmup 2s ${populate:+--accounts "$populate"} "$@" 2>"$out/tool.err"; } 2>"$out/tool-cpu" ||
 		{ cat "$out/tool.err" >&2; return 1; }
 }
 tool_us() { awk -v n="$1" '{printf "%.1f", ($1 + $2) * 1e6 / n}' "$out/tool-cpu"; } # per request
 
 echo "machine: $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n $populate ]]; then
+	"$out/riskbench" populate --quiet --data-dir "$out/data" --server http://127.0.0.1:$port --accounts "$populate" 2>&1 | tail -n 1
+fi
 c0=$(cpu $rpid)
 bench --server http://127.0.0.1:$port --clients "$clients" --out "$out/riskd-closed.json" >"$out/riskd-closed.txt"
 c1=$(cpu $rpid)

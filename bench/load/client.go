@@ -104,14 +104,29 @@ func NewClient(o ClientOptions) (*Client, error) {
 // Close drops the client's idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-func bearer(token string) connect.UnaryInterceptorFunc {
-	v := "Bearer " + token
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", v)
-			return next(ctx, req)
-		}
+// bearer sends "Authorization: Bearer <token>" on every call, unary
+// (Evaluate) and client-streaming (Ingest, for Populate).
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	v := "Bearer " + string(b)
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", v)
+		return next(ctx, req)
 	}
+}
+
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	v := "Bearer " + string(b)
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set("Authorization", v)
+		return conn
+	}
+}
+
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
 
 // ServiceToken reads the "service" token from dataDir/credentials.json, the

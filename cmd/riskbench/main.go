@@ -66,6 +66,7 @@ type config struct {
 	pregen                   int
 	target                   string
 	compareFloor, overload   bool
+	populate                 bool
 	out, plots               string
 	latencyLog               string
 	runID                    string
@@ -130,6 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.target, "target", "riskd", "what to measure: riskd or floor")
 	fs.BoolVar(&c.compareFloor, "compare-floor", false, "measure riskd, then the in-process transport floor with the same load, and print the ratio")
 	fs.Float64Var(&c.thenOpen, "then-open", 0, "after a closed-loop riskd run, run open loop at this fraction of the throughput it reached (0.5: the issue's p99 target)")
+	fs.BoolVar(&c.populate, "populate", false, "before measuring riskd, ingest one login from home for every account of the population (--accounts, --devices, --seed), so that riskd holds their feature state as a store serving them would (the issue's targets assume 1M accounts and 1M devices); bench workload only")
 	fs.BoolVar(&c.overload, "overload", false, "overload run: needs --rate above capacity; reports accepted vs shed (defaults --max-inflight 2048 --max-lag 200ms)")
 	fs.StringVar(&c.out, "out", "", "write the JSON report here")
 	fs.StringVar(&c.plots, "plots", "", "write PREFIX-latency-time.svg and PREFIX-percentiles.svg (default: next to --out)")
@@ -140,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.floorServer, "floor-server", "", "measure the floor at this URL (a riskbench serve-floor process, started without --token) instead of in-process")
 	fs.BoolVar(&c.floorInProcess, "floor-inprocess", false, "serve the floor inside riskbench instead of in a child process of its own")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: riskbench [floor|serve-floor] [flags]\n\nflags:")
+		fmt.Fprintln(stderr, "usage: riskbench [floor|serve-floor|populate|plot] [flags]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -152,7 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		c.out = fs.Arg(0)
 	} else if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (the command, floor or serve-floor, comes first)", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (the command, floor, serve-floor or populate, comes first)", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -165,8 +167,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveFloor(ctx, c, stdout, stderr)
 	case "plot":
 		return replot(c, stdout)
+	case "populate":
+		if c.workload != "bench" {
+			return errors.New("populate: needs --workload bench")
+		}
+		return populate(ctx, c, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want floor, serve-floor or plot, or none)", sub)
+		return fmt.Errorf("unknown command %q (want floor, serve-floor, populate or plot, or none)", sub)
 	}
 	switch c.protocol {
 	case "connect", "grpc", "grpcweb":
@@ -203,6 +210,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var runs []*load.Report
 	var target, floor *load.Report
+	if c.populate {
+		if c.target != "riskd" || c.workload != "bench" {
+			return errors.New("--populate: needs --target riskd and --workload bench")
+		}
+		if err := populate(ctx, c, stderr); err != nil {
+			return err
+		}
+	}
 	if c.target == "riskd" {
 		rep, err := measure(ctx, c, src, "riskd", runID, stdout, stderr)
 		if err != nil {
@@ -239,6 +254,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		out.Runs = append(out.Runs, rep)
 	}
 	return writeFiles(c, out, stdout)
+}
+
+// populate gives riskd the feature state of the run's population.
+func populate(ctx context.Context, c config, stderr io.Writer) error {
+	token := c.token
+	if token == "" {
+		t, err := load.ServiceToken(c.dataDir)
+		if err != nil {
+			return fmt.Errorf("%w (or pass --token)", err)
+		}
+		token = t
+	}
+	client, err := load.NewClient(load.ClientOptions{BaseURL: c.server, Protocol: c.protocol, JSON: c.json, HTTP2: c.http2, Token: token, Conns: 4})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	o := load.PopulateOptions{Population: population.Options{Seed: c.seed, Accounts: c.accounts, Devices: c.devices}}
+	if !c.quiet {
+		o.Progress = func(n int64) { fmt.Fprintf(stderr, "\rpopulating: %d of %d accounts sent   ", n, c.accounts) }
+	}
+	rep, err := load.Populate(ctx, client, o)
+	if !c.quiet {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "riskbench: populated %d accounts in %v (%.0f events/s): %d accepted, %d duplicates, %d rejected\n",
+		rep.Events, rep.Elapsed.Round(time.Millisecond), float64(rep.Events)/rep.Elapsed.Seconds(), rep.Accepted, rep.Duplicates, rep.Rejected)
+	if rep.Rejected > 0 {
+		return fmt.Errorf("populate: riskd rejected %d events", rep.Rejected)
+	}
+	return nil
 }
 
 // measure runs the load once against riskd or a fresh in-process floor.

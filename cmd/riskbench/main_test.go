@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/riskd/riskd/bench/load"
+	"github.com/riskd/riskd/internal/testserver"
 )
 
 func TestFloorCommandWritesReportAndPlots(t *testing.T) {
@@ -85,11 +86,41 @@ func TestBadFlags(t *testing.T) {
 		{"--target", "moon"},
 		{"launch"},
 		{"--data-dir", "/nonexistent", "--duration", "100ms"},
+		{"floor", "--populate"},
+		{"--populate"}, // the builtin workload has no population to give riskd
+		{"populate"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if err := run(context.Background(), append(args, "--quiet", "--workload", "builtin", "--pregen", "0"), &stdout, &stderr); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// TestPopulateThenMeasure gives a real riskd the population's state before
+// the run, and the run then meets it.
+func TestPopulateThenMeasure(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	var stdout, stderr bytes.Buffer
+	args := []string{"--server", srv.URL, "--data-dir", srv.DataDir, "--populate", "--accounts", "200", "--workload", "bench", "--pregen", "100",
+		"--clients", "2", "--duration", "300ms", "--warmup", "0s", "--quiet"}
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "populated 200 accounts") || !strings.Contains(stderr.String(), "200 accepted, 0 duplicates, 0 rejected") {
+		t.Fatalf("stderr:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "latency    ms  p50") {
+		t.Fatalf("stdout:\n%s", stdout.String())
+	}
+	// The populate command does only that.
+	stdout.Reset()
+	stderr.Reset()
+	if err := run(context.Background(), []string{"populate", "--server", srv.URL, "--data-dir", srv.DataDir, "--accounts", "50", "--quiet"}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "populated 50 accounts") || stdout.Len() != 0 {
+		t.Fatalf("populate: stdout %q, stderr:\n%s", stdout.String(), stderr.String())
 	}
 }
 
