@@ -38,8 +38,8 @@ type PopulateOptions struct {
 	Batch int
 	// RunID prefixes every event id. Default: a fresh random id.
 	RunID string
-	// Progress, when set, is called after each acknowledged message with
-	// the events sent so far; it must return quickly.
+	// Progress, when set, is called after each message sent with the
+	// events sent so far, one call at a time; it must return quickly.
 	Progress func(sent int64)
 }
 
@@ -81,6 +81,7 @@ func Populate(ctx context.Context, client Ingester, o PopulateOptions) (Populate
 	rep := PopulateReport{Events: n}
 	start := time.Now()
 	var next, sent, accepted, duplicates, rejected atomic.Int64
+	var progressMu sync.Mutex // the streams report one at a time
 	var wg sync.WaitGroup
 	errs := make([]error, o.Streams)
 	for s := range o.Streams {
@@ -101,8 +102,10 @@ func Populate(ctx context.Context, client Ingester, o PopulateOptions) (Populate
 					errs[s] = fmt.Errorf("populate: stream %d: %w", s, errors.Join(err, rerr))
 					return
 				}
-				if o.Progress != nil {
-					o.Progress(sent.Add(int64(len(req.Events))))
+				if n := sent.Add(int64(len(req.Events))); o.Progress != nil {
+					progressMu.Lock()
+					o.Progress(n)
+					progressMu.Unlock()
 				}
 			}
 			res, err := stream.CloseAndReceive()
