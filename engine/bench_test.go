@@ -22,6 +22,7 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/bench"
+	"github.com/riskd/riskd/bench/load"
 	"github.com/riskd/riskd/bench/population"
 	"github.com/riskd/riskd/decisions"
 	"github.com/riskd/riskd/internal/cputime"
@@ -153,17 +154,7 @@ func populateEngine(tb testing.TB, e *Engine, accounts int) {
 	}
 	t0, cpu0, now := time.Now(), cpuTime(), time.Now()
 	ingestAll(tb, e, accounts, func(i int) *riskv1.Event {
-		a := pop.Account(i)
-		d := pop.Device(a.Phone())
-		return &riskv1.Event{
-			EventId: "pop-" + strconv.Itoa(i), Type: riskv1.EventType_EVENT_TYPE_LOGIN,
-			OccurredAt: timestamppb.New(now.Add(-23*time.Hour + time.Duration(float64(23*time.Hour)*float64(i)/float64(accounts)))),
-			AccountId:  a.ID, OrgId: "org-" + strconv.Itoa(a.Org),
-			Device:   &riskv1.Device{DeviceId: d.ID, Platform: d.Platform, Model: d.Model, OsVersion: d.OSVersion, AppVersion: d.AppVersion},
-			Network:  &riskv1.Network{Ip: a.HomeIP.String(), Carrier: a.Carrier},
-			Location: &riskv1.Location{Latitude: a.HomeLat, Longitude: a.HomeLon},
-			Login:    &riskv1.Login{Success: true, Method: "password"},
-		}
+		return load.HomeLogin(pop, i, "pop-"+strconv.Itoa(i), now.Add(-23*time.Hour+time.Duration(float64(23*time.Hour)*float64(i)/float64(accounts))))
 	})
 	fmt.Printf("engine bench: populated %d accounts and their phones in %v (%v CPU)\n", accounts, time.Since(t0).Round(time.Second), (cpuTime() - cpu0).Round(time.Second))
 }

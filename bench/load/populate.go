@@ -94,7 +94,7 @@ func Populate(ctx context.Context, client Ingester, o PopulateOptions) (Populate
 				}
 				req := &riskv1.IngestRequest{Events: make([]*riskv1.Event, 0, min(o.Batch, n-lo))}
 				for i := lo; i < min(lo+o.Batch, n); i++ {
-					req.Events = append(req.Events, homeLogin(pop, i, o.RunID, start.Add(-o.Span+time.Duration(float64(o.Span)*float64(i)/float64(n)))))
+					req.Events = append(req.Events, HomeLogin(pop, i, o.RunID+"-pop-"+strconv.Itoa(i), start.Add(-o.Span+time.Duration(float64(o.Span)*float64(i)/float64(n)))))
 				}
 				if err := stream.Send(req); err != nil {
 					// The server's answer says why the stream broke.
@@ -124,13 +124,15 @@ func Populate(ctx context.Context, client Ingester, o PopulateOptions) (Populate
 	return rep, errors.Join(errs...)
 }
 
-// homeLogin is account i's successful password login from its phone at
-// home, at t.
-func homeLogin(pop *population.Population, i int, runID string, t time.Time) *riskv1.Event {
+// HomeLogin is account i's successful password login from its phone at
+// home, at t, as event id: the one event that gives an account, its phone,
+// its home address and its place feature state (Populate, and the engine's
+// benchmarks).
+func HomeLogin(pop *population.Population, i int, id string, t time.Time) *riskv1.Event {
 	a := pop.Account(i)
 	d := pop.Device(a.Phone())
 	return &riskv1.Event{
-		EventId: runID + "-pop-" + strconv.Itoa(i), Type: riskv1.EventType_EVENT_TYPE_LOGIN,
+		EventId: id, Type: riskv1.EventType_EVENT_TYPE_LOGIN,
 		OccurredAt: timestamppb.New(t),
 		AccountId:  a.ID, OrgId: pop.Org(a.Org).ID,
 		Device:   &riskv1.Device{DeviceId: d.ID, Platform: d.Platform, Model: d.Model, OsVersion: d.OSVersion, AppVersion: d.AppVersion},

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestPopulate(t *testing.T) {
 	}
 	seen := func(i int) bool {
 		t.Helper()
-		d := srv.Evaluate(homeLogin(p, i, "check-"+time.Now().Format("150405.000000"), time.Now()))
+		d := srv.Evaluate(HomeLogin(p, i, "check-"+strconv.Itoa(i)+"-"+time.Now().Format("150405.000000"), time.Now()))
 		v, ok := d.GetFeatures()["account_device_seen_before"]
 		if !ok {
 			t.Fatalf("decision without account_device_seen_before: %v", d.GetFeatures())
