@@ -1,9 +1,11 @@
 package features
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"slices"
@@ -410,7 +412,7 @@ func (s *Store) loadPeriod(w *work, p *plan, st *stateDef, e *entry, per int64, 
 			return ps, nil
 		}
 	}
-	ps, err := s.readPeriod(p, st, per, alias)
+	ps, err := s.readPeriod(p, st, per, alias, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -420,18 +422,25 @@ func (s *Store) loadPeriod(w *work, p *plan, st *stateDef, e *entry, per int64, 
 
 // readPeriod reads period per of the plan's state from the DB (and the
 // rotation's old keys).
-func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte) (*periodState, error) {
+func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte, r *pointReader) (*periodState, error) {
 	ps := &periodState{p: per}
 	p.key = s.appendKey(p.key[:0], st, per, p.ent)
-	v, closer, err := s.db.Get(p.key)
+	var v []byte
+	var err error
+	if r != nil {
+		v, err = r.get(p.key)
+	} else {
+		var closer io.Closer
+		if v, closer, err = s.db.Get(p.key); err == nil {
+			defer closer.Close()
+		}
+	}
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
 		return nil, fmt.Errorf("features: read state: %w", err)
 	default:
-		err = ps.st.merge(v)
-		closer.Close()
-		if err != nil {
+		if err := ps.st.merge(v); err != nil {
 			return nil, fmt.Errorf("features: state %x: %w", p.key, err)
 		}
 	}
@@ -457,6 +466,8 @@ var afterPreload func()
 // rare.
 func (s *Store) preload(w *work) error {
 	w.gen = s.diskGen.Load()
+	r := pointReader{db: s.db}
+	defer r.close()
 	for si := range w.plans {
 		p := &w.plans[si]
 		if !p.ok {
@@ -471,11 +482,11 @@ func (s *Store) preload(w *work) error {
 		needPrev = needPrev && !w.noRead
 		alias := w.aliasesOf(si)
 		var err error
-		if p.pre[0], err = s.readPeriod(p, st, curP, alias); err != nil {
+		if p.pre[0], err = s.readPeriod(p, st, curP, alias, &r); err != nil {
 			return err
 		}
 		if needPrev {
-			if p.pre[1], err = s.readPeriod(p, st, prevP, alias); err != nil {
+			if p.pre[1], err = s.readPeriod(p, st, prevP, alias, &r); err != nil {
 				return err
 			}
 		}
@@ -1120,3 +1131,39 @@ func (s *Store) Sweep(now time.Time) error {
 }
 
 func idPrefix(id int) []byte { return []byte{keys.FeatureState, byte(id >> 8), byte(id)} }
+
+// pointReader serves one preload's point reads from a single iterator,
+// created at the first: each Get builds the LSM's iterator stack (memtables,
+// L0, a level iterator per level) anew, and a cold event reads two dozen
+// keys. A read it serves sees the DB as of the iterator's creation, which is
+// after preload took Store.diskGen, so a write landing since is caught as a
+// Get's would be.
+type pointReader struct {
+	db *pebble.DB
+	it *pebble.Iterator
+}
+
+// get returns key's value, valid until the next get or close, or
+// pebble.ErrNotFound.
+func (r *pointReader) get(key []byte) ([]byte, error) {
+	if r.it == nil {
+		it, err := r.db.NewIter(nil)
+		if err != nil {
+			return nil, err
+		}
+		r.it = it
+	}
+	if !r.it.SeekPrefixGE(key) || !bytes.Equal(r.it.Key(), key) {
+		if err := r.it.Error(); err != nil {
+			return nil, err
+		}
+		return nil, pebble.ErrNotFound
+	}
+	return r.it.ValueAndErr()
+}
+
+func (r *pointReader) close() {
+	if r.it != nil {
+		_ = r.it.Close()
+	}
+}
