@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,5 +101,64 @@ func TestOverloadSplitsAcceptedAndShed(t *testing.T) {
 				return problems
 			})
 		})
+	}
+}
+
+// refusing sheds every request with resource_exhausted and counts them.
+type refusing struct {
+	FloorHandler
+	calls atomic.Int64
+}
+
+func (s *refusing) Evaluate(context.Context, *connect.Request[riskv1.EvaluateRequest]) (*connect.Response[riskv1.EvaluateResponse], error) {
+	s.calls.Add(1)
+	return nil, connect.NewError(connect.CodeResourceExhausted, errors.New("overloaded"))
+}
+
+// TestClosedLoopShedBackoff: a closed-loop client that is shed waits before
+// it sends again, longer with every shed in a row; without ShedBackoff it
+// sends again at once.
+func TestClosedLoopShedBackoff(t *testing.T) {
+	count := func(backoff time.Duration) int64 {
+		h := &refusing{}
+		f, err := StartFloor(FloorOptions{Handler: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		c := newClient(t, ClientOptions{BaseURL: f.URL})
+		rep, err := Run(t.Context(), c, Options{Source: NewRandomSource(RandomOptions{}), Clients: 4, Duration: 500 * time.Millisecond, ShedBackoff: backoff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Shed.Shed == 0 || rep.Shed.Accepted != 0 || rep.Shed.Shed != rep.Requests.Sent {
+			t.Errorf("backoff %v: %+v, want every request shed and counted", backoff, rep.Shed)
+		}
+		return h.calls.Load()
+	}
+	eager, patient := count(0), count(5*time.Millisecond)
+	t.Logf("requests in 500 ms from 4 clients: %d without backoff, %d with 5 ms", eager, patient)
+	// With 5 ms doubling to 160 ms (mean wait half of that), 4 clients send
+	// a few dozen times in 500 ms; without, thousands.
+	if patient > 150 || eager < 4*patient {
+		t.Errorf("%d requests with backoff, %d without: want few with, and far more without", patient, eager)
+	}
+}
+
+func TestBackoffGrowsAndCaps(t *testing.T) {
+	var b backoff
+	const base = time.Millisecond
+	for i := range 12 {
+		ceil := base << min(i, maxBackoffDoublings)
+		for range 50 {
+			c := b // the same shed count each draw
+			if w := c.next(base); w <= 0 || w > ceil {
+				t.Fatalf("shed %d: wait %v, want in (0, %v]", i+1, w, ceil)
+			}
+		}
+		b.next(base)
+	}
+	if b.sheds != 12 {
+		t.Fatalf("sheds %d, want 12", b.sheds)
 	}
 }

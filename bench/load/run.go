@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,13 @@ type Options struct {
 	Rate float64
 	// Clients is the closed-loop concurrency. Default 16.
 	Clients int
+	// ShedBackoff, when positive, is how long a closed-loop client waits
+	// after a shed answer (resource_exhausted or unavailable) before it
+	// sends again, as a caller honouring overload does: it doubles with
+	// every shed in a row, up to 32 times, with full jitter, and resets on
+	// any other answer. Zero sends again at once, so that every client keeps
+	// the server as busy as it can (and sheds cost the server CPU too).
+	ShedBackoff time.Duration
 	// MaxInflight bounds the requests in flight in open loop. Default 256.
 	// When all are busy, scheduled requests wait (their latency grows) until
 	// MaxLag, then are dropped and counted.
@@ -83,7 +91,7 @@ func (o Options) Validate() error {
 		return fmt.Errorf("load: rate %v: want a non-negative number", o.Rate)
 	case o.Clients < 0 || o.MaxInflight < 0:
 		return errors.New("load: clients and max in flight must not be negative")
-	case o.Duration < 0 || o.Warmup < 0 || o.Timeout < 0:
+	case o.Duration < 0 || o.Warmup < 0 || o.Timeout < 0 || o.ShedBackoff < 0:
 		return errors.New("load: durations must not be negative")
 	}
 	return nil
@@ -152,26 +160,34 @@ func (r *run) next(now time.Time) (*riskv1.Event, bool) {
 }
 
 // do sends one request scheduled at sched and records it if it belongs to
-// the measured window. It returns false when the source has run dry.
-func (r *run) do(ctx context.Context, sched time.Time) bool {
+// the measured window. It returns false when the source has run dry, and
+// whether the server shed the request.
+func (r *run) do(ctx context.Context, sched time.Time) (more, shed bool) {
 	ev, ok := r.next(time.Now())
 	if !ok {
-		return false
+		return false, false
 	}
 	rctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	resp, err := r.client.Evaluate(rctx, connect.NewRequest(&riskv1.EvaluateRequest{Event: ev}))
 	cancel()
 	done := time.Now()
+	shed = isShed(err)
 	if sched.Before(r.rec.start) {
 		r.rec.warm()
-		return true
+		return true, shed
 	}
 	var msg *riskv1.EvaluateResponse
 	if err == nil {
 		msg = resp.Msg
 	}
 	r.rec.record(sched, done, msg, err)
-	return true
+	return true, shed
+}
+
+// isShed reports whether err is the server refusing work past its capacity.
+func isShed(err error) bool {
+	c := connect.CodeOf(err)
+	return err != nil && (c == connect.CodeResourceExhausted || c == connect.CodeUnavailable)
 }
 
 // Run drives client with opts and returns the report of the measured window.
@@ -284,22 +300,54 @@ func (r *run) openWorker(ctx context.Context, next *atomic.Int64, start, end tim
 			}
 			continue
 		}
-		if !r.do(ctx, sched) {
+		if more, _ := r.do(ctx, sched); !more {
 			return
 		}
 	}
 }
 
 func (r *run) closedWorker(ctx context.Context, end time.Time) {
+	var b backoff
 	for ctx.Err() == nil {
 		now := time.Now()
 		if !now.Before(end) {
 			return
 		}
-		if !r.do(ctx, now) {
+		more, shed := r.do(ctx, now)
+		if !more {
+			return
+		}
+		if !shed || r.opts.ShedBackoff <= 0 {
+			b.sheds = 0
+			continue
+		}
+		wait := b.next(r.opts.ShedBackoff)
+		if left := time.Until(end); wait > left {
+			wait = left
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 			return
 		}
 	}
+}
+
+// backoff is one closed-loop client's wait after sheds in a row.
+type backoff struct{ sheds int }
+
+// maxBackoffDoublings caps the wait at 32 times the first.
+const maxBackoffDoublings = 5
+
+// next returns the wait after one more shed: uniform in [0, base*2^n) for
+// the n-th in a row (full jitter, so that clients shed together do not come
+// back together).
+func (b *backoff) next(base time.Duration) time.Duration {
+	ceil := base << min(b.sheds, maxBackoffDoublings)
+	b.sheds++
+	return time.Duration(mrand.Int64N(int64(ceil)) + 1)
 }
 
 // progress calls opts.Progress once a second until the returned func is

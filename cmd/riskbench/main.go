@@ -21,7 +21,10 @@
 // Open loop (--rate) schedules request i at start + i/rate and measures its
 // latency from that time, so queueing in the server or the client is never
 // hidden; --max-inflight bounds concurrency and requests more than --max-lag
-// late are dropped and counted. Closed loop (--clients) measures capacity.
+// late are dropped and counted. Closed loop (--clients) measures capacity;
+// a client that is shed waits (--shed-backoff, with jitter, doubling while
+// it is shed) before it sends again, as a caller honouring overload does, so
+// that refused requests do not take the CPU the accepted ones need.
 // The floor is an empty RiskService handler that decodes the same request and
 // answers with a decision of riskd's size, served by a child riskbench
 // process of its own (like riskd, not sharing the load generator's runtime),
@@ -58,7 +61,7 @@ type config struct {
 	json, http2              bool
 	rate                     rateFlag
 	clients, maxInflight     int
-	maxLag                   time.Duration
+	maxLag, shedBackoff      time.Duration
 	duration, warmup, timout time.Duration
 	accounts, devices        int
 	seed                     uint64
@@ -118,6 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.http2, "http2", false, "speak h2c for connect/grpcweb too (grpc always does)")
 	fs.Var(&c.rate, "rate", "open loop at this many requests/s (e.g. 5000 or 5000/s); 0 = closed loop")
 	fs.IntVar(&c.clients, "clients", 16, "closed-loop clients")
+	fs.DurationVar(&c.shedBackoff, "shed-backoff", time.Millisecond, "closed loop: after a shed answer (resource_exhausted, unavailable) a client waits up to this, doubling with each shed in a row (at most 32 times), with jitter, as callers honouring overload do; 0 sends again at once")
 	fs.IntVar(&c.maxInflight, "max-inflight", 256, "open loop: most requests in flight at once")
 	fs.DurationVar(&c.maxLag, "max-lag", time.Second, "open loop: drop (and count) a request not sent within this of its schedule; negative never drops")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured window")
@@ -193,6 +197,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if !set["max-lag"] {
 			c.maxLag = 200 * time.Millisecond
 		}
+	}
+	if c.shedBackoff < 0 {
+		return fmt.Errorf("--shed-backoff %s: want zero or a positive duration", c.shedBackoff)
 	}
 	if c.plots == "" && c.out != "" {
 		c.plots = strings.TrimSuffix(c.out, filepath.Ext(c.out))
@@ -330,7 +337,8 @@ func measure(ctx context.Context, c config, src load.Source, target, runID strin
 	defer client.Close()
 	opts := load.Options{
 		Source: src, Rate: float64(c.rate), Clients: c.clients, MaxInflight: c.maxInflight, MaxLag: c.maxLag,
-		Warmup: c.warmup, Duration: c.duration, Timeout: c.timout, RunID: runID, Target: target,
+		ShedBackoff: c.shedBackoff,
+		Warmup:      c.warmup, Duration: c.duration, Timeout: c.timout, RunID: runID, Target: target,
 	}
 	if !c.quiet {
 		opts.Progress = func(p load.Progress) {

@@ -89,6 +89,7 @@ func TestBadFlags(t *testing.T) {
 		{"floor", "--populate"},
 		{"--populate"}, // the builtin workload has no population to give riskd
 		{"populate"},
+		{"--shed-backoff", "-1ms"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if err := run(context.Background(), append(args, "--quiet", "--workload", "builtin", "--pregen", "0"), &stdout, &stderr); err == nil {
