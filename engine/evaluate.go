@@ -54,6 +54,14 @@ const (
 
 func (r *run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 
+// Overloaded reports whether an Evaluate starting now would be shed with
+// ErrOverloaded, so that a server can refuse it before decoding the
+// request. Evaluate checks again: one that passes here may still be shed.
+func (e *Engine) Overloaded() bool {
+	n := len(e.slots)
+	return !e.admission.admits(n) || n == cap(e.slots)
+}
+
 // Evaluate validates, decides and durably records one event. Invalid input
 // returns an error matching ingest.ErrInvalid and changes nothing. Internal
 // faults and overruns do not return errors: they return the event type's

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,8 +14,10 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/proto"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
+	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
 	"github.com/riskd/riskd/engine"
 	"github.com/riskd/riskd/features"
 	"github.com/riskd/riskd/rules"
@@ -344,4 +348,90 @@ func burst(t *testing.T, s *testServer, prefix string, n int) burstResult {
 		}
 	}
 	return b
+}
+
+// Past capacity an Evaluate from a service is shed before its body is read:
+// a body that is not even protobuf is answered resource_exhausted, over
+// every protocol, and counted on /metrics. A caller without a service token
+// meets the handler's refusal as it would without load.
+func TestOverloadShedsBeforeDecoding(t *testing.T) {
+	fs := &stallFS{FS: vfs.Default}
+	s := startServer(t, serverSetup{hooks: Hooks{Engine: func(o *engine.Options) {
+		o.FS = fs
+		o.MaxInFlight, o.MinInFlight = 1, 1
+		o.Budget = 3 * time.Second
+	}}})
+	s.evaluate(loginEvent("sbd-warm", "acct-sbd", "dev-sbd", true, time.Now()))
+	shedBefore := s.metricLabelled("riskd_requests_total", riskv1connect.RiskServiceEvaluateProcedure, "resource_exhausted")
+
+	// One evaluation holds the only slot while its commit's sync stalls.
+	fs.stall.Store(int64(time.Second))
+	held := make(chan error, 1)
+	go func() {
+		_, err := s.risk(protoConnect, s.creds.Service).Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
+			Event: loginEvent("sbd-held", "acct-sbd", "dev-sbd", true, time.Now()),
+		}))
+		held <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !s.eng.Overloaded(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the engine never filled its one slot")
+		}
+	}
+
+	post := func(token, contentType string, body []byte) (int, string) {
+		req, err := http.NewRequest(http.MethodPost, s.url+riskv1connect.RiskServiceEvaluateProcedure, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", contentType)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	garbage := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
+	if status, body := post(s.creds.Service, "application/proto", garbage); status != http.StatusTooManyRequests || !strings.Contains(body, `"resource_exhausted"`) {
+		t.Errorf("undecodable body while overloaded: %d %s, want 429 resource_exhausted (shed before decoding)", status, body)
+	}
+	valid, err := proto.Marshal(&riskv1.EvaluateRequest{Event: loginEvent("sbd-other", "acct-sbd", "dev-sbd", true, time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := post("", "application/proto", valid); status != http.StatusUnauthorized {
+		t.Errorf("no token while overloaded: %d %s, want 401", status, body)
+	}
+	if status, body := post(s.creds.Analyst, "application/proto", valid); status != http.StatusForbidden {
+		t.Errorf("analyst token while overloaded: %d %s, want the handler's 403, not the shed", status, body)
+	}
+	for _, p := range protocols {
+		_, err := s.risk(p, s.creds.Service).Evaluate(context.Background(), connect.NewRequest(&riskv1.EvaluateRequest{
+			Event: loginEvent("sbd-"+string(p), "acct-sbd-"+string(p), "dev-sbd", true, time.Now()),
+		}))
+		if connect.CodeOf(err) != connect.CodeResourceExhausted {
+			t.Errorf("%s while overloaded: %v, want resource_exhausted", p, err)
+		}
+	}
+	if got := s.metricLabelled("riskd_requests_total", riskv1connect.RiskServiceEvaluateProcedure, "resource_exhausted"); got != shedBefore+4 {
+		t.Errorf("resource_exhausted on /metrics went %d -> %d, want 4 more", shedBefore, got)
+	}
+
+	fs.stall.Store(0)
+	if err := <-held; err != nil {
+		t.Fatalf("the held evaluation: %v", err)
+	}
+	for s.eng.Overloaded() {
+		time.Sleep(time.Millisecond)
+	}
+	// The shed events changed nothing: decided now, they are new.
+	d := s.evaluate(loginEvent("sbd-connect", "acct-sbd-connect", "dev-sbd", true, time.Now()))
+	if d.GetDegraded() {
+		t.Errorf("after the stall: %v", d)
+	}
 }

@@ -93,7 +93,7 @@ func connectError(ctx context.Context, log *slog.Logger, prefix string, err erro
 	case errors.Is(err, engine.ErrBacktestTooLarge):
 		return connect.NewError(connect.CodeResourceExhausted, errors.New(domainMessage(err, "engine: ")+" or raise the server's --backtest-max-states"))
 	case errors.Is(err, engine.ErrOverloaded):
-		return connect.NewError(connect.CodeResourceExhausted, errors.New("overloaded: back off and retry"))
+		return errOverloaded()
 	case errors.Is(err, engine.ErrClosed):
 		return connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down"))
 	case errors.Is(err, features.ErrRebuilding):

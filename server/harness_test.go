@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,6 +224,31 @@ func (s *testServer) metric(name string) string {
 	}
 	s.t.Fatalf("/metrics lacks %s", name)
 	return ""
+}
+
+// metricLabelled returns the value of metric name on /metrics whose labels
+// hold every one of values (0 when there is none yet).
+func (s *testServer) metricLabelled(name string, values ...string) int {
+	s.t.Helper()
+next:
+	for _, line := range strings.Split(s.metrics(), "\n") {
+		labels, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		labels, v, _ := strings.Cut(labels, "} ")
+		for _, want := range values {
+			if !strings.Contains(labels, `"`+want+`"`) {
+				continue next
+			}
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.t.Fatalf("%s: %v", line, err)
+		}
+		return int(n)
+	}
+	return 0
 }
 
 func (s *testServer) storeKeys() map[string]bool {

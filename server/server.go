@@ -98,7 +98,8 @@ func NewHandler(opts Options) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", opts.metrics.handler(opts.Engine))
 	mux.Handle("/debug/pprof/", adminOnly(opts.Auth, pprofMux()))
-	mux.Handle(riskv1connect.NewRiskServiceHandler(&riskService{eng: opts.Engine, log: log}, handlerOpts...))
+	riskPath, riskHandler := riskv1connect.NewRiskServiceHandler(&riskService{eng: opts.Engine, log: log}, handlerOpts...)
+	mux.Handle(riskPath, shedEarly(opts.Engine, opts.Auth, opts.metrics, riskHandler, handlerOpts))
 	mux.Handle(riskv1connect.NewDecisionServiceHandler(&decisionService{eng: opts.Engine, log: log}, handlerOpts...))
 	alert := overturnAlert{threshold: opts.OverturnAlert, minHits: opts.OverturnMinHits}
 	if alert.threshold <= 0 {
