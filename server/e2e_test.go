@@ -462,6 +462,8 @@ func TestMetricsAndProfiles(t *testing.T) {
 		`riskd_rule_evaluations_total{mode="active",rule_id="ato.new_device_after_failures"}`,
 		`riskd_evaluations_in_flight_limit 256`,
 		`riskd_pebble_compactions_total`,
+		`riskd_pebble_compactions_in_progress`,
+		`riskd_pebble_compaction_debt_bytes`,
 		`riskd_pebble_flushes_total`,
 		`riskd_pebble_flushed_bytes_total`,
 		`riskd_pebble_compacted_bytes_total`,

@@ -96,6 +96,8 @@ var (
 	descInFlight      = prometheus.NewDesc("riskd_evaluations_in_flight", "Evaluations under way.", nil, nil)
 	descInFlightLimit = prometheus.NewDesc("riskd_evaluations_in_flight_limit", "Evaluations admitted at once now: the adaptive limit, between the minimum and maximum in flight.", nil, nil)
 	descCompactions   = prometheus.NewDesc("riskd_pebble_compactions_total", "Pebble compactions.", nil, nil)
+	descCompRunning   = prometheus.NewDesc("riskd_pebble_compactions_in_progress", "Pebble compactions running now.", nil, nil)
+	descCompDebt      = prometheus.NewDesc("riskd_pebble_compaction_debt_bytes", "Bytes Pebble estimates its compactions must still rewrite to bring the LSM back into shape.", nil, nil)
 	descCacheHits     = prometheus.NewDesc("riskd_pebble_block_cache_hits_total", "Pebble block cache hits.", nil, nil)
 	descCacheMisses   = prometheus.NewDesc("riskd_pebble_block_cache_misses_total", "Pebble block cache misses.", nil, nil)
 	descCacheSize     = prometheus.NewDesc("riskd_pebble_block_cache_bytes", "Pebble block cache size.", nil, nil)
@@ -117,7 +119,7 @@ var (
 )
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descInFlightLimit, descCompactions, descCacheHits,
+	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descInFlightLimit, descCompactions, descCompRunning, descCompDebt, descCacheHits,
 		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp,
 		descFlushes, descWALBytes, descFlushBytes, descCompBytes,
 		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureFlushTime, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
@@ -135,6 +137,8 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInFlightLimit, prometheus.GaugeValue, float64(es.InFlightLimit))
 	pm := c.eng.DB().Metrics()
 	ch <- prometheus.MustNewConstMetric(descCompactions, prometheus.CounterValue, float64(pm.Compact.Count))
+	ch <- prometheus.MustNewConstMetric(descCompRunning, prometheus.GaugeValue, float64(pm.Compact.NumInProgress))
+	ch <- prometheus.MustNewConstMetric(descCompDebt, prometheus.GaugeValue, float64(pm.Compact.EstimatedDebt))
 	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(pm.BlockCache.Hits))
 	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(pm.BlockCache.Misses))
 	ch <- prometheus.MustNewConstMetric(descCacheSize, prometheus.GaugeValue, float64(pm.BlockCache.Size))

@@ -9,7 +9,9 @@
 # Builds riskd and riskbench, starts riskd on a fresh data dir and a
 # `riskbench serve-floor` process, then: closed loop on riskd, closed loop on
 # the floor (same clients), open loop on riskd at half its closed-loop rate.
-# Stops both servers by pid on exit. Reports land in $OUT (default a temp dir).
+# Each measurement of riskd starts once its store has settled (no compaction
+# running or owed). Stops both servers by pid on exit. Reports land in $OUT
+# (default a temp dir).
 # --populate N first gives riskd the feature state of a population of N
 # accounts (one login each from home, through Ingest: `riskbench populate`),
 # and every run then draws from that population: the issue's targets assume
@@ -63,12 +65,35 @@ bench() {
 	{ time "$out/riskbench" --quiet --data-dir "$out/data" --duration "$duration" --warmup 2s ${populate:+--accounts "$populate"} "$@" 2>"$out/tool.err"; } 2>"$out/tool-cpu" ||
 		{ cat "$out/tool.err" >&2; return 1; }
 }
+# settle waits (up to 2 min) until riskd has run no compaction for half a
+# second, so that each measurement of riskd starts from a settled store
+# instead of paying for the writes of the step before it (the population,
+# or the closed loop, whose compactions the floor run starved). Pebble's
+# estimated debt is no test: it counts a lone L0 file that no compaction is
+# due for yet.
+settle() {
+	local t0=$SECONDS quiet=0
+	for _ in $(seq 1200); do
+		if curl -s http://127.0.0.1:$port/metrics | grep -q '^riskd_pebble_compactions_in_progress 0$'; then
+			quiet=$((quiet + 1))
+			if ((quiet == 5)); then
+				echo "store settled after $((SECONDS - t0)) s"
+				return
+			fi
+		else
+			quiet=0
+		fi
+		sleep 0.1
+	done
+	echo "store still compacting after 2 min; measuring anyway"
+}
 tool_us() { awk -v n="$1" '{printf "%.1f", ($1 + $2) * 1e6 / n}' "$out/tool-cpu"; } # per request
 
 echo "machine: $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ -n $populate ]]; then
 	"$out/riskbench" populate --quiet --data-dir "$out/data" --server http://127.0.0.1:$port --accounts "$populate" 2>&1 | tail -n 1
 fi
+settle
 c0=$(cpu $rpid)
 bench --server http://127.0.0.1:$port --clients "$clients" --out "$out/riskd-closed.json" >"$out/riskd-closed.txt"
 c1=$(cpu $rpid)
@@ -85,6 +110,7 @@ echo "floor  closed loop, $clients clients: $frate ok/s, p50 $fp50 ms, p99 $fp99
 echo "riskd / floor: throughput $(echo "scale=3; $rate / $frate" | bc); server CPU per request $(echo "scale=2; $riskd_cpu / $floor_cpu" | bc)x"
 
 half=$(( ${rate%.*} / 2 ))
+settle
 bench --server http://127.0.0.1:$port --rate "$half" --out "$out/riskd-open.json" ${trace:+--latency-log "$out/open"} >"$out/riskd-open.txt"
 read -r on orate op50 op99 oerrs < <(jq_ok "$out/riskd-open.json")
 echo "riskd  open loop at $half/s: $orate ok/s, p50 $op50 ms, p99 $op99 ms, errors $oerrs"
