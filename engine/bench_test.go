@@ -70,12 +70,16 @@ func openBenchEngine(tb testing.TB, mod func(*Options)) *Engine {
 	return e
 }
 
+// workloadSeed draws the replayed workload, and the population
+// populateEngine gives state to: the same world.
+const workloadSeed = 7
+
 // workloadEvents returns n events of bench's labelled workload over a
 // population of accounts (devices by bench's default ratio).
 func workloadEvents(tb testing.TB, accounts, n int) []*riskv1.Event {
 	tb.Helper()
 	w, err := bench.New(bench.Options{
-		Seed:       7,
+		Seed:       workloadSeed,
 		Population: population.Options{Accounts: accounts},
 		Duration:   365 * 24 * time.Hour,
 	})
@@ -148,7 +152,7 @@ func (eb *evalBench) warm(tb testing.TB) {
 // replayed workload touches.
 func populateEngine(tb testing.TB, e *Engine, accounts int) {
 	tb.Helper()
-	pop, err := population.New(population.Options{Accounts: accounts})
+	pop, err := population.New(population.Options{Accounts: accounts, Seed: workloadSeed})
 	if err != nil {
 		tb.Fatal(err)
 	}
