@@ -373,7 +373,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			c := newCommitter(db, DefaultMaxGroup, noChain{}, nil, nil)
+			c := newCommitter(db, DefaultMaxGroup, noChain{}, nil, nil, nil)
 			defer c.close()
 			val := make([]byte, 700)
 			var seq atomic.Int64

@@ -45,8 +45,10 @@ type chain interface {
 // reqs recycles the evaluations' commit requests and their channels.
 var reqs = sync.Pool{New: func() any { return &commitReq{done: make(chan error, 1)} }}
 
-// committer is the single goroutine that turns many callers' batches into
-// one synced Pebble commit. Commit order is the order of the channel.
+// committer turns many callers' batches into one synced Pebble commit: one
+// goroutine gathers, seals and applies each group, another waits for its
+// WAL sync and answers its callers (syncLoop). Commit order is the order of
+// the channel.
 type committer struct {
 	db       *pebble.DB
 	maxGroup int
@@ -72,15 +74,35 @@ type committer struct {
 	sorted *pebble.Batch
 	sorter batchorder.Sorter
 
+	// syncs carries the groups applied to the memtable, in commit order, to
+	// the sync loop, which waits for each one's WAL sync and answers its
+	// callers. Its capacity bounds the groups whose sync is outstanding.
+	syncs chan *syncing
+	// spare holds batches whose sync is done, reset for the next group, and
+	// the syncing records, so that neither is allocated per group.
+	spare     chan *pebble.Batch
+	spareSync chan *syncing
+	// syncFailed, when set, is told of a failed WAL sync before the group's
+	// callers are answered (the engine makes it fatal).
+	syncFailed func(error)
+
 	// statistics, read by metrics
 	groups    atomic.Int64
 	committed atomic.Int64
 }
 
-func newCommitter(db *pebble.DB, maxGroup int, ch chain, seen *seenFilter, observer Observer) *committer {
-	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), chain: ch, seen: seen, observer: observer}
-	c.wg.Add(1)
+// maxSyncing bounds the groups applied to the memtable whose WAL sync is
+// still outstanding. Pebble's WAL writer syncs whatever was written by the
+// time a sync starts, so while one sync runs the groups gathered meanwhile
+// share the next; more in flight than a few only holds more memory.
+const maxSyncing = 4
+
+func newCommitter(db *pebble.DB, maxGroup int, ch chain, seen *seenFilter, observer Observer, syncFailed func(error)) *committer {
+	c := &committer{db: db, maxGroup: maxGroup, reqs: make(chan *commitReq, maxGroup*4), chain: ch, seen: seen, observer: observer, syncFailed: syncFailed,
+		syncs: make(chan *syncing, maxSyncing), spare: make(chan *pebble.Batch, maxSyncing+2), spareSync: make(chan *syncing, maxSyncing+2)}
+	c.wg.Add(2)
 	go c.run()
+	go c.syncLoop()
 	return c
 }
 
@@ -224,6 +246,7 @@ func (c *committer) run() {
 		}
 		c.commitGroup(group)
 	}
+	close(c.syncs) // the sync loop answers the groups still syncing, then ends
 	for _, b := range []*pebble.Batch{c.group, c.sorted} {
 		if b != nil {
 			_ = b.Close()
@@ -234,10 +257,12 @@ func (c *committer) run() {
 func (c *committer) commitGroup(group []*commitReq) {
 	rewind := c.chain.Head()
 	if c.group == nil {
-		c.group = c.db.NewBatch()
+		c.group = c.newBatch()
 	}
 	batch := c.group
-	errs := make([]error, len(group))
+	sy := c.newSyncing()
+	sy.errs = append(sy.errs[:0], make([]error, len(group))...)
+	errs := sy.errs
 	var scratch *pebble.Batch // one per group, reset per seal: a batch per seal was a hot allocation
 	defer func() {
 		if scratch != nil {
@@ -287,53 +312,130 @@ func (c *committer) commitGroup(group []*commitReq) {
 		}
 	}
 	start := time.Now()
-	err := c.commitSorted(batch)
-	if err != nil {
-		_ = batch.Close()
-		c.group = nil
-	} else {
-		batch.Reset()
-	}
-	c.seen.maybeRebuild()
-	if c.observer != nil {
-		c.observer.GroupCommitted(len(group), time.Since(start))
-	}
+	applied, err := c.applySorted(batch)
 	if err != nil {
 		c.chain.Rewind(rewind)
 	}
-	c.groups.Add(1)
-	for i, r := range group {
-		e := errs[i]
-		if e == nil {
-			e = err
-		}
-		if e == nil {
-			c.committed.Add(1)
-		}
-		r.done <- e
+	c.seen.maybeRebuild()
+	sy.batch, sy.err, sy.start = applied, err, start
+	sy.reqs = append(sy.reqs[:0], group...)
+	c.syncs <- sy
+}
+
+// syncing is a group applied to the memtable (visible, as with a synced
+// Commit, before its WAL sync ends) whose callers wait for that sync.
+type syncing struct {
+	batch *pebble.Batch // applied with ApplyNoSyncWait
+	err   error         // the apply's; batch is then not to be synced or reused
+	start time.Time
+	reqs  []*commitReq
+	errs  []error // per request: its seal's
+}
+
+func (c *committer) newSyncing() *syncing {
+	select {
+	case sy := <-c.spareSync:
+		return sy
+	default:
+		return &syncing{}
 	}
 }
 
-// commitSorted commits the group's writes, synced, in key order when
-// batchorder can sort them: the memtable then inserts each evaluation's
-// write next to the one before it instead of searching from the top.
-func (c *committer) commitSorted(group *pebble.Batch) error {
+// syncLoop waits, in commit order, for each applied group's WAL sync and
+// answers its callers: a decision is acknowledged only once it is on disk.
+// Meanwhile the committer gathers, seals and applies the next groups, and
+// Pebble's WAL writer syncs them together: a serial commit-then-sync left
+// the committer idle during every sync and bounded the throughput.
+//
+// A failed sync goes to syncFailed first. The engine makes it fatal, as
+// Pebble's own synced Commit does: the memtable holds writes that may never
+// reach the disk, and a restart recovers what did. Without syncFailed the
+// group fails, and every group after it (Pebble's WAL writer keeps the
+// error); the chain head is not rewound, as it is for a failed apply, since
+// later groups were sealed on top of it.
+func (c *committer) syncLoop() {
+	defer c.wg.Done()
+	for sy := range c.syncs {
+		err := sy.err
+		if err == nil {
+			err = sy.batch.SyncWait()
+			if err != nil && c.syncFailed != nil {
+				c.syncFailed(err)
+			}
+			if err == nil {
+				sy.batch.Reset()
+				select {
+				case c.spare <- sy.batch:
+				default:
+					_ = sy.batch.Close()
+				}
+			} else {
+				_ = sy.batch.Close()
+			}
+		}
+		// A batch whose apply failed is dropped, not closed: Pebble may have
+		// queued it for a sync that never comes, and says not to close a
+		// batch before SyncWait returns.
+		if c.observer != nil {
+			c.observer.GroupCommitted(len(sy.reqs), time.Since(sy.start))
+		}
+		c.groups.Add(1)
+		for i, r := range sy.reqs {
+			e := sy.errs[i]
+			if e == nil {
+				e = err
+			}
+			if e == nil {
+				c.committed.Add(1)
+			}
+			r.done <- e
+		}
+		clear(sy.reqs)
+		sy.batch, sy.err, sy.reqs, sy.errs = nil, nil, sy.reqs[:0], sy.errs[:0]
+		select {
+		case c.spareSync <- sy:
+		default:
+		}
+	}
+	for {
+		select {
+		case b := <-c.spare:
+			_ = b.Close()
+		default:
+			return
+		}
+	}
+}
+
+// newBatch returns a spare batch, or a new one.
+func (c *committer) newBatch() *pebble.Batch {
+	select {
+	case b := <-c.spare:
+		return b
+	default:
+		return c.db.NewBatch()
+	}
+}
+
+// applySorted applies the group's writes to the memtable, in key order when
+// batchorder can sort them (the memtable then inserts each evaluation's
+// write next to the one before it instead of searching from the top), and
+// returns the batch applied, whose WAL sync the caller must wait for.
+// group is reset for the next group, or, when it is the batch applied,
+// replaced.
+func (c *committer) applySorted(group *pebble.Batch) (*pebble.Batch, error) {
+	applied := group
 	if c.sorted == nil {
-		c.sorted = c.db.NewBatch()
+		c.sorted = c.newBatch()
 	}
-	ok, err := c.sorter.Sort(c.sorted, group)
-	if err != nil || !ok {
-		c.sorted.Reset()
-		return group.Commit(pebble.Sync)
-	}
-	err = c.sorted.Commit(pebble.Sync)
-	if err != nil {
-		_ = c.sorted.Close()
-		c.sorted = nil
+	if ok, err := c.sorter.Sort(c.sorted, group); err == nil && ok {
+		applied, c.sorted = c.sorted, nil
+		group.Reset()
 	} else {
 		c.sorted.Reset()
+		c.group = nil
 	}
-	return err
+	return applied, c.db.ApplyNoSyncWait(applied, pebble.Sync)
 }
 
 // close stops accepting work, commits what is queued, and waits.

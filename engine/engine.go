@@ -171,7 +171,9 @@ func Open(opts Options) (*Engine, error) {
 		return fail(fmt.Errorf("engine: decisions: %w", err))
 	}
 	e.seen = newSeenFilter(e.db, opts.Logger, opts.IdempotencyFilterKeys, opts.seenFilterMin)
-	e.committer = newCommitter(e.db, opts.MaxGroup, e.decisions, e.seen, opts.Observer)
+	e.committer = newCommitter(e.db, opts.MaxGroup, e.decisions, e.seen, opts.Observer, func(err error) {
+		popts.Logger.Fatalf("engine: WAL sync failed: %v", err) // as Pebble's synced Commit would
+	})
 	e.slots = make(chan struct{}, opts.MaxInFlight)
 	e.admission = newAdmission(opts.MinInFlight, opts.MaxInFlight, opts.AdmissionTarget)
 	e.ingestSem = newWeighted(int64(opts.MaxIngestEvents))
