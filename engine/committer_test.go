@@ -90,7 +90,7 @@ func TestCommitterAnswersAfterSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }() // fails after the injected failure
-	var syncFailures atomic.Int64 // the engine makes the first one fatal
+	var syncFailures atomic.Int64     // the engine makes the first one fatal
 	c := newCommitter(db, 16, noChain{}, nil, nil, func(error) { syncFailures.Add(1) })
 	defer c.close()
 
