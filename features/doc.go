@@ -206,6 +206,17 @@
 //	Ingest          53,200-82,300 events/s, 11.6-13.5 CPU µs (before:
 //	                22,300-24,800 events/s, 29-33 CPU µs)
 //
+// Cold state (session 8, 2026-11-29, load 0.7-1.1, three runs alternating
+// with the code before on copies of one 200,000-account store): a preload
+// serves its reads from one Pebble iterator (SeekPrefixGE a key) instead of
+// a Get each, which built the iterator stack over the memtables and every
+// level anew:
+//
+//	FEATURES_BENCH_POP=200000 FEATURES_BENCH_DIR=/tmp/fpop go test -run XXX -bench 'ApplyCold$' -benchtime 30000x ./features/
+//
+//	ApplyCold       132-137 CPU µs, 73 allocs, 24.4 loads (before:
+//	                157-175, 127 allocs)
+//
 // The targets (Read p50 ≤ 15 µs and p99 ≤ 100 µs, update ≤ 15 µs,
 // ingest ≥ 50,000 events/s) are met for reads, and for updates and ingest
 // on skewed traffic; over the 1M population with a 10,000-entity warm set,
