@@ -66,11 +66,12 @@ type committer struct {
 	// commit rather than taken from Pebble's pool each time: the pool
 	// empties at every collection, and regrowing a group's tens of
 	// kilobytes was a twentieth of an evaluation's allocated bytes. Only
-	// the committer goroutine uses it; nil after a failed commit, since
-	// Pebble advises against reusing such a batch.
+	// the committer goroutine uses it; nil when it was itself the batch
+	// applied (batchorder declined to sort it), until the next group.
 	group *pebble.Batch
 	// sorted is group's writes in key order (batchorder), the batch
-	// committed; sorter its scratch. Only the committer goroutine uses them.
+	// applied; sorter its scratch. Only the committer goroutine uses them;
+	// sorted is nil from its apply until the next group takes a spare.
 	sorted *pebble.Batch
 	sorter batchorder.Sorter
 

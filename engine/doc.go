@@ -8,10 +8,12 @@
 //
 // Invariants:
 //
-//   - An evaluation touches the disk once, with one batch, committed by the
-//     single committer goroutine together with whatever else is waiting, so
-//     that the decision log's hash chain follows commit order and one fsync
-//     serves many callers.
+//   - An evaluation touches the disk once, with one batch, gathered by the
+//     committer goroutine together with whatever else is waiting and
+//     applied in commit order, so that the decision log's hash chain follows
+//     commit order; its callers are answered once the WAL sync covering it
+//     ends, and one fsync serves many callers (often several groups, which
+//     the committer goes on applying while a sync runs).
 //   - A decision the caller received is on disk, with one documented
 //     exception: when the store itself stalls past the budget, the answer is
 //     the event type's fail mode marked degraded with the reason "not
