@@ -469,14 +469,13 @@ func (l *Log) maybeCheckpoint(final bool) {
 		return
 	}
 	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
 	last := l.lastCP
-	due := cp.Seq > last.Seq && (final || cp.Seq-last.Seq >= l.opts.CheckpointInterval || cp.At.Sub(last.At) >= l.opts.CheckpointPeriod)
-	if due {
-		l.lastCP = cp
-	}
-	l.cpMu.Unlock()
-	if due {
+	if cp.Seq > last.Seq && (final || cp.Seq-last.Seq >= l.opts.CheckpointInterval || cp.At.Sub(last.At) >= l.opts.CheckpointPeriod) {
+		// Logged before it is published: LastCheckpoint is the last one the
+		// log holds (a checkpoint is rare; the lock is held for one line).
 		l.opts.Logger.Info("decisions: checkpoint", "seq", cp.Seq, "count", cp.Count, "hash", cp.Hash, "at", cp.At)
+		l.lastCP = cp
 	}
 }
 
