@@ -57,10 +57,7 @@ func (r *run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 // Overloaded reports whether an Evaluate starting now would be shed with
 // ErrOverloaded, so that a server can refuse it before decoding the
 // request. Evaluate checks again: one that passes here may still be shed.
-func (e *Engine) Overloaded() bool {
-	n := len(e.slots)
-	return !e.admission.admits(n) || n == cap(e.slots)
-}
+func (e *Engine) Overloaded() bool { return !e.admission.admits(len(e.slots)) }
 
 // Evaluate validates, decides and durably records one event. Invalid input
 // returns an error matching ingest.ErrInvalid and changes nothing. Internal
