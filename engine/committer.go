@@ -230,22 +230,22 @@ func putTimer(t *time.Timer) {
 
 func (c *committer) run() {
 	defer c.wg.Done()
-	group := make([]*commitReq, 0, c.maxGroup)
 	for first := range c.reqs {
-		group = append(group[:0], first)
+		sy := c.newSyncing()
+		sy.reqs = append(sy.reqs, first)
 	drain:
-		for len(group) < c.maxGroup {
+		for len(sy.reqs) < c.maxGroup {
 			select {
 			case r, ok := <-c.reqs:
 				if !ok {
 					break drain
 				}
-				group = append(group, r)
+				sy.reqs = append(sy.reqs, r)
 			default:
 				break drain
 			}
 		}
-		c.commitGroup(group)
+		c.commitGroup(sy)
 	}
 	close(c.syncs) // the sync loop answers the groups still syncing, then ends
 	for _, b := range []*pebble.Batch{c.group, c.sorted} {
@@ -255,13 +255,15 @@ func (c *committer) run() {
 	}
 }
 
-func (c *committer) commitGroup(group []*commitReq) {
+// commitGroup seals and applies the group sy gathered and hands it to the
+// sync loop.
+func (c *committer) commitGroup(sy *syncing) {
 	rewind := c.chain.Head()
 	if c.group == nil {
 		c.group = c.newBatch()
 	}
 	batch := c.group
-	sy := c.newSyncing()
+	group := sy.reqs
 	sy.errs = append(sy.errs[:0], make([]error, len(group))...)
 	errs := sy.errs
 	var scratch *pebble.Batch // one per group, reset per seal: a batch per seal was a hot allocation
@@ -319,7 +321,6 @@ func (c *committer) commitGroup(group []*commitReq) {
 	}
 	c.seen.maybeRebuild()
 	sy.batch, sy.err, sy.start = applied, err, start
-	sy.reqs = append(sy.reqs[:0], group...)
 	c.syncs <- sy
 }
 
@@ -329,8 +330,8 @@ type syncing struct {
 	batch *pebble.Batch // applied with ApplyNoSyncWait
 	err   error         // the apply's; batch is then not to be synced or reused
 	start time.Time
-	reqs  []*commitReq
-	errs  []error // per request: its seal's
+	reqs  []*commitReq // the group, in commit order
+	errs  []error      // per request: its seal's
 }
 
 func (c *committer) newSyncing() *syncing {
@@ -357,6 +358,9 @@ func (c *committer) newSyncing() *syncing {
 func (c *committer) syncLoop() {
 	defer c.wg.Done()
 	for sy := range c.syncs {
+		// A batch whose apply failed (sy.err) is dropped, not closed: Pebble
+		// may have queued it for a sync that never comes, and says not to
+		// close a batch before SyncWait returns.
 		err := sy.err
 		if err == nil {
 			err = sy.batch.SyncWait()
@@ -374,9 +378,6 @@ func (c *committer) syncLoop() {
 				_ = sy.batch.Close()
 			}
 		}
-		// A batch whose apply failed is dropped, not closed: Pebble may have
-		// queued it for a sync that never comes, and says not to close a
-		// batch before SyncWait returns.
 		if c.observer != nil {
 			c.observer.GroupCommitted(len(sy.reqs), time.Since(sy.start))
 		}

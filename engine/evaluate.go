@@ -71,7 +71,7 @@ func (e *Engine) Evaluate(ctx context.Context, pb *riskv1.Event) (*riskv1.Decisi
 		// from callers still waiting. Nothing is recorded; a retry decides.
 		return nil, err
 	}
-	if !e.admission.admits(len(e.slots)) {
+	if e.Overloaded() {
 		return nil, ErrOverloaded
 	}
 	select {
