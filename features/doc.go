@@ -76,16 +76,21 @@
 //
 // # Storage
 //
-// Key: keys.FeatureState | state id (uint16, a hash of the definition, so a
-// changed definition starts fresh) | period (big-endian, biased) | entity key
-// (length-prefixed pseudonyms of the key fields; never a raw identifier).
-// A period is 60 granules (one window; for last one horizon), so a read
-// touches at most two periods. Values are merge operands (per-granule
-// counts, per-granule earliest times, value hash -> granule mask and
-// the sketches of dropped granules, latest values)
+// Key: keys.FeatureState | entity key (length-prefixed pseudonyms of the key
+// fields; never a raw identifier) | state id (uint16, a hash of the
+// definition, so a changed definition starts fresh) | period (big-endian,
+// biased); see statekey.go. The entity comes first so that an entity's
+// states sit together: a cold read of an event's two dozen keys, sorted,
+// touches a few blocks. A period is 60 granules (one window; for last one
+// horizon), so a read touches at most two periods. Values are merge
+// operands (per-granule counts, per-granule earliest times, value hash ->
+// granule mask and the sketches of dropped granules, latest values)
 // combined by Merger, which is commutative and associative, so batches may
-// commit in any order. Sweep range-deletes periods that no read within the
-// lateness bound can reach, and the state of retired definitions.
+// commit in any order. Sweep deletes periods that no read within the
+// lateness bound can reach, and the state of retired definitions, by a
+// scan that goes on from call to call (sweep.go). Open moves state written
+// in the older feature-first layout (keys.FeatureStateV1) to these keys
+// (migrate.go).
 //
 // Writes are write-back (writeback.go): Apply puts one delta record per
 // event (keys.FeatureDelta | sequence: the event's state keys and operands)

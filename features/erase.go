@@ -38,20 +38,6 @@ type EraseReport struct {
 	Sketches       int // sketched distinct states that cannot forget
 }
 
-// entityFields splits an entity key into its length-prefixed fields.
-func entityFields(ent []byte) ([][]byte, bool) {
-	var out [][]byte
-	for len(ent) > 0 {
-		n := int(ent[0])
-		if len(ent) < 1+n {
-			return nil, false
-		}
-		out = append(out, ent[1:1+n])
-		ent = ent[1+n:]
-	}
-	return out, true
-}
-
 // SubjectKeys calls fn for every state key whose entity names one of
 // entities, with its current (merged, as stored) value.
 func (s *Store) SubjectKeys(entities []string, fn func(key, value []byte) error) error {
@@ -79,13 +65,11 @@ func (s *Store) subjectKeys(entities []string, fn func(key, value []byte) error)
 	}
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
-		if len(k) < 11 {
-			continue
-		}
-		fields, ok := entityFields(k[11:])
+		ent, _, _, ok := parseStateKey(k)
 		if !ok {
 			continue
 		}
+		fields, _ := entityFields(ent)
 		for _, f := range fields {
 			if want[string(f)] {
 				v, err := it.ValueAndErr()
@@ -186,16 +170,19 @@ func (s *Store) Erase(entities, members []string) (EraseReport, error) {
 // eraseKey deletes key (hashes nil) or removes hashes from its exact set,
 // on disk and in memory, under the entity's stripe lock.
 func (s *Store) eraseKey(key []byte, hashes map[uint64]bool) error {
-	id := uint16(key[1])<<8 | uint16(key[2])
-	h := entityHash(id, key[11:])
+	ent, id, per, ok := parseStateKey(key)
+	if !ok {
+		return fmt.Errorf("features: erase: state key %x: %w", key, errCorrupt)
+	}
+	h := entityHash(id, ent)
 	mu := &s.locks[h%stripes]
 	mu.Lock()
 	defer mu.Unlock()
 	defer s.diskGen.Add(1) // under the lock, after the write
 	var mem *state         // the period in memory, if loaded
 	var ps *periodState
-	if e := s.cache.get(h, id, key[11:]); e != nil {
-		if ps = e.findPeriod(keys.Time(key[3:11])); ps != nil {
+	if e := s.cache.get(h, id, ent); e != nil {
+		if ps = e.findPeriod(per); ps != nil {
 			mem = &ps.st
 		}
 	}

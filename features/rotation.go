@@ -71,10 +71,13 @@ func (s *Store) mergeAliases(st *state, key []byte, alias [][]byte) error {
 	if len(alias) == 0 {
 		return nil
 	}
-	const head = 11 // prefix, state id, period
-	k := make([]byte, 0, head+64)
+	_, id, per, ok := parseStateKey(key)
+	if !ok {
+		return fmt.Errorf("features: state key %x: %w", key, errCorrupt)
+	}
+	var k []byte
 	for _, ent := range alias {
-		k = append(append(k[:0], key[:head]...), ent...)
+		k = appendStateKey(k[:0], id, per, ent)
 		v, c, err := s.db.Get(k)
 		if errors.Is(err, pebble.ErrNotFound) {
 			continue

@@ -558,7 +558,8 @@ func Merger() *pebble.Merger {
 	return &pebble.Merger{
 		Name: mergerName,
 		Merge: func(key, value []byte) (pebble.ValueMerger, error) {
-			if len(key) == 0 || key[0] != keys.FeatureState {
+			// The old layout's keys too, until Open migrates them.
+			if len(key) == 0 || (key[0] != keys.FeatureState && key[0] != keys.FeatureStateV1) {
 				return pebble.DefaultMerger.Merge(key, value)
 			}
 			m := mergerPool.Get().(*valueMerger)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/bits"
 	"slices"
@@ -61,6 +60,10 @@ type Options struct {
 	// background flusher: Flush and Close merge them, and until then they
 	// are durable in the batches' delta records.
 	FlushInterval time.Duration
+	// SweepKeys bounds the state keys one Sweep reads (sweep.go): a pass
+	// over the store takes (state keys / SweepKeys) calls. Default
+	// DefaultSweepKeys.
+	SweepKeys int
 	// MaxDirty starts a background flush early once this many (state,
 	// period, entity) deltas wait; they pin their entries in memory on top
 	// of CacheEntries. Default CacheEntries/2.
@@ -97,6 +100,10 @@ type Store struct {
 	// Each writer adds to it after its write is on disk and before a
 	// period it wrote can leave memory.
 	diskGen atomic.Uint64
+
+	sweepKeys int
+	sweepMu   sync.Mutex
+	sweepAt   []byte // guarded by sweepMu: where the next Sweep starts; nil from the first key
 }
 
 // Open returns a Store over opts.DB.
@@ -129,7 +136,14 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.lastT.Store(math.MinInt64)
 	s.vms.New = func() any { return new(vm.VM) }
+	if opts.SweepKeys <= 0 {
+		opts.SweepKeys = DefaultSweepKeys
+	}
+	s.sweepKeys = opts.SweepKeys
 	if !s.scratch {
+		if err := migrateV1(s.db); err != nil {
+			return nil, err
+		}
 		if err := s.openWriteBack(opts); err != nil {
 			return nil, err
 		}
@@ -208,6 +222,8 @@ type work struct {
 	rec     []byte      // the event's delta record (writeback.go)
 	key     []byte      // its key
 	dirty   []dirtySlot // the delta slots the event created
+	reads   []preRead   // preload's reads, and
+	rkeys   []byte      // their keys
 	gen     uint64      // Store.diskGen when preload began
 	noRead  bool        // Add: no previous periods, nothing to read
 }
@@ -255,9 +271,7 @@ func (s *Store) filterTrue(w *work, ev *event.Event, fi int) (bool, error) {
 func appendPeriod(dst []byte, p int64) []byte { return keys.AppendTime(dst, p) }
 
 func (s *Store) appendKey(dst []byte, st *stateDef, period int64, ent []byte) []byte {
-	dst = append(dst, keys.FeatureState, byte(st.id>>8), byte(st.id))
-	dst = appendPeriod(dst, period)
-	return append(dst, ent...)
+	return appendStateKey(dst, st.id, period, ent)
 }
 
 // prepare decides which states apply to ev and builds their keys.
@@ -412,7 +426,7 @@ func (s *Store) loadPeriod(w *work, p *plan, st *stateDef, e *entry, per int64, 
 			return ps, nil
 		}
 	}
-	ps, err := s.readPeriod(p, st, per, alias, nil)
+	ps, err := s.readPeriod(p, st, per, alias)
 	if err != nil {
 		return nil, err
 	}
@@ -422,29 +436,30 @@ func (s *Store) loadPeriod(w *work, p *plan, st *stateDef, e *entry, per int64, 
 
 // readPeriod reads period per of the plan's state from the DB (and the
 // rotation's old keys).
-func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte, r *pointReader) (*periodState, error) {
-	ps := &periodState{p: per}
+func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte) (*periodState, error) {
 	p.key = s.appendKey(p.key[:0], st, per, p.ent)
-	var v []byte
-	var err error
-	if r != nil {
-		v, err = r.get(p.key)
-	} else {
-		var closer io.Closer
-		if v, closer, err = s.db.Get(p.key); err == nil {
-			defer closer.Close()
-		}
-	}
+	v, closer, err := s.db.Get(p.key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
+		v = nil
 	case err != nil:
 		return nil, fmt.Errorf("features: read state: %w", err)
 	default:
+		defer closer.Close()
+	}
+	return s.storedPeriod(p.key, per, v, alias)
+}
+
+// storedPeriod makes the period of key from its stored value v (nil when
+// absent) and the rotation's old keys.
+func (s *Store) storedPeriod(key []byte, per int64, v []byte, alias [][]byte) (*periodState, error) {
+	ps := &periodState{p: per}
+	if v != nil {
 		if err := ps.st.merge(v); err != nil {
-			return nil, fmt.Errorf("features: state %x: %w", p.key, err)
+			return nil, fmt.Errorf("features: state %x: %w", key, err)
 		}
 	}
-	if err := s.mergeAliases(&ps.st, p.key, alias); err != nil {
+	if err := s.mergeAliases(&ps.st, key, alias); err != nil {
 		return nil, err
 	}
 	ps.aliased = len(alias) > 0
@@ -466,8 +481,7 @@ var afterPreload func()
 // rare.
 func (s *Store) preload(w *work) error {
 	w.gen = s.diskGen.Load()
-	r := pointReader{db: s.db}
-	defer r.close()
+	w.reads, w.rkeys = w.reads[:0], w.rkeys[:0]
 	for si := range w.plans {
 		p := &w.plans[si]
 		if !p.ok {
@@ -479,19 +493,52 @@ func (s *Store) preload(w *work) error {
 			continue
 		}
 		curP, prevP, needPrev := periodsOf(st, p.hi)
-		needPrev = needPrev && !w.noRead
-		alias := w.aliasesOf(si)
-		var err error
-		if p.pre[0], err = s.readPeriod(p, st, curP, alias, &r); err != nil {
-			return err
+		w.addRead(si, 0, st.id, curP, p.ent)
+		if needPrev && !w.noRead {
+			w.addRead(si, 1, st.id, prevP, p.ent)
 		}
-		if needPrev {
-			if p.pre[1], err = s.readPeriod(p, st, prevP, alias, &r); err != nil {
-				return err
+	}
+	if len(w.reads) == 0 {
+		return nil
+	}
+	// In key order an entity's reads are together, in the same block or
+	// the next, and a seek to a later key than the last steps forward from
+	// where the last left each level (Pebble's TrySeekUsingNext) instead of
+	// searching it anew.
+	slices.SortFunc(w.reads, func(a, b preRead) int { return bytes.Compare(w.rkeys[a.a:a.b], w.rkeys[b.a:b.b]) })
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("features: read state: %w", err)
+	}
+	defer it.Close()
+	for _, r := range w.reads {
+		key := w.rkeys[r.a:r.b]
+		var v []byte
+		if it.SeekPrefixGE(key) && bytes.Equal(it.Key(), key) {
+			if v, err = it.ValueAndErr(); err != nil {
+				return fmt.Errorf("features: read state: %w", err)
 			}
+		} else if err := it.Error(); err != nil {
+			return fmt.Errorf("features: read state: %w", err)
+		}
+		p := &w.plans[r.si]
+		if p.pre[r.slot], err = s.storedPeriod(key, keys.Time(key[len(key)-8:]), v, w.aliasesOf(r.si)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// preRead is one period preload reads: plan si's current (slot 0) or
+// previous period, whose key is work.rkeys[a:b].
+type preRead struct {
+	si, slot, a, b int
+}
+
+func (w *work) addRead(si, slot int, id uint16, per int64, ent []byte) {
+	a := len(w.rkeys)
+	w.rkeys = appendStateKey(w.rkeys, id, per, ent)
+	w.reads = append(w.reads, preRead{si: si, slot: slot, a: a, b: len(w.rkeys)})
 }
 
 // loadAll fetches the state every applicable plan reads: the entry preload
@@ -1077,93 +1124,4 @@ func (s *Store) Show(p event.Pseudonyms) ([]Shown, error) {
 		out = append(out, sh)
 	}
 	return out, nil
-}
-
-// Sweep deletes, with range deletions, the state of every period that no
-// read can reach any more (reads are at event times no older than now minus
-// the lateness bound) and the state of features no longer in the catalog.
-func (s *Store) Sweep(now time.Time) error {
-	if s.scratch {
-		return nil // nothing on disk; memory is bounded by CacheEntries
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	tmin := now.Add(-s.lateness).UnixNano()
-	ids := make([]int, 0, len(s.cat.states))
-	live := map[uint16]int64{}
-	for _, st := range s.cat.states {
-		var minP int64
-		if st.agg == AggLast {
-			minP = floorDiv(tmin, int64(st.window)) - 2
-		} else {
-			lo := ceilDiv(tmin, st.gran) - (slots - 1)
-			minP = floorDiv(lo, slots) - 1
-		}
-		ids = append(ids, int(st.id))
-		live[st.id] = minP
-	}
-	slices.Sort(ids)
-	// Gaps between live ids belong to retired features: delete them whole.
-	next := 0
-	for _, id := range ids {
-		if id > next {
-			if err := b.DeleteRange(idPrefix(next), idPrefix(id), nil); err != nil {
-				return fmt.Errorf("features: sweep: %w", err)
-			}
-		}
-		start := appendPeriod(idPrefix(id), math.MinInt64)
-		end := appendPeriod(idPrefix(id), live[uint16(id)])
-		if err := b.DeleteRange(start, end, nil); err != nil {
-			return fmt.Errorf("features: sweep: %w", err)
-		}
-		next = id + 1
-	}
-	if next <= math.MaxUint16 {
-		if err := b.DeleteRange(idPrefix(next), []byte{keys.FeatureState + 1}, nil); err != nil {
-			return fmt.Errorf("features: sweep: %w", err)
-		}
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("features: sweep: %w", err)
-	}
-	s.diskGen.Add(1)
-	return nil
-}
-
-func idPrefix(id int) []byte { return []byte{keys.FeatureState, byte(id >> 8), byte(id)} }
-
-// pointReader serves one preload's point reads from a single iterator,
-// created at the first: each Get builds the LSM's iterator stack (memtables,
-// L0, a level iterator per level) anew, and a cold event reads two dozen
-// keys. A read it serves sees the DB as of the iterator's creation, which is
-// after preload took Store.diskGen, so a write landing since is caught as a
-// Get's would be.
-type pointReader struct {
-	db *pebble.DB
-	it *pebble.Iterator
-}
-
-// get returns key's value, valid until the next get or close, or
-// pebble.ErrNotFound.
-func (r *pointReader) get(key []byte) ([]byte, error) {
-	if r.it == nil {
-		it, err := r.db.NewIter(nil)
-		if err != nil {
-			return nil, err
-		}
-		r.it = it
-	}
-	if !r.it.SeekPrefixGE(key) || !bytes.Equal(r.it.Key(), key) {
-		if err := r.it.Error(); err != nil {
-			return nil, err
-		}
-		return nil, pebble.ErrNotFound
-	}
-	return r.it.ValueAndErr()
-}
-
-func (r *pointReader) close() {
-	if r.it != nil {
-		_ = r.it.Close()
-	}
 }

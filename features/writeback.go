@@ -477,7 +477,10 @@ func (s *Store) flushMarkers() (map[string]uint64, error) {
 func mergeRecord(b *pebble.Batch, rec []byte, skip func(key []byte) bool) error {
 	for len(rec) > 0 {
 		key, rest, ok := cutField(rec)
-		if !ok || len(key) < 11 || key[0] != keys.FeatureState {
+		if !ok {
+			return errCorrupt
+		}
+		if _, _, _, ok := parseStateKey(key); !ok {
 			return errCorrupt
 		}
 		op, rest, ok := cutField(rest)

@@ -11,8 +11,12 @@ import "encoding/binary"
 
 // Prefixes. Grouped by owning package; never reuse a retired byte.
 const (
-	// features: windowed feature state, one key per (feature, period, entity).
-	FeatureState byte = 0x10
+	// features: windowed feature state, one key per (entity, feature,
+	// period): entity first, so that an entity's states sit together.
+	FeatureState byte = 0x14
+	// features: retired: feature state keyed (feature, period, entity),
+	// before the entity-first layout; features.Open migrates it.
+	FeatureStateV1 byte = 0x10
 	// features: device profiles kept from DEVICE_REPORT events.
 	DeviceProfile byte = 0x11
 	// features: the feature-state deltas of committed events not yet

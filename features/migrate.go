@@ -1,0 +1,139 @@
+package features
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// migrateV1 moves feature state written before the entity-first layout
+// (keys.FeatureStateV1 | state id | period | entity) to its keys under
+// keys.FeatureState, and rewrites the state keys inside delta records and
+// flush markers (writeback.go) the same way, before Open replays them. It
+// copies, then deletes the old keys with one range deletion, so a crash at
+// any point leaves either layout whole or both, and running it again
+// finishes the job: every step writes the same values again. A store with
+// nothing under the old prefix costs one seek.
+func migrateV1(db *pebble.DB) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureStateV1}, UpperBound: []byte{keys.FeatureStateV1 + 1}})
+	if err != nil {
+		return fmt.Errorf("features: migrate: %w", err)
+	}
+	found := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("features: migrate: %w", err)
+	}
+	if !found {
+		return nil
+	}
+	b := db.NewBatch()
+	defer func() { b.Close() }()
+	put := func(k, v []byte) error {
+		if err := b.Set(k, v, nil); err != nil {
+			return err
+		}
+		if b.Len() < 4<<20 {
+			return nil
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		b.Close()
+		b = db.NewBatch()
+		return nil
+	}
+	// Delta records: (key, operand) fields. Flush markers: an 8-byte end,
+	// then key fields.
+	rewrite := func(prefix byte, head int, pairs bool) error {
+		return scanPrefix(db, prefix, func(k, v []byte) error {
+			if len(v) < head {
+				return fmt.Errorf("record %x: %w", k, errCorrupt)
+			}
+			out, changed := append([]byte(nil), v[:head]...), false
+			for rest := v[head:]; len(rest) > 0; {
+				key, r, ok := cutField(rest)
+				if !ok {
+					return fmt.Errorf("record %x: %w", k, errCorrupt)
+				}
+				if nk, ok := upgradeV1Key(key); ok {
+					key, changed = nk, true
+				}
+				out = appendField(out, key)
+				if rest = r; pairs {
+					op, r, ok := cutField(rest)
+					if !ok {
+						return fmt.Errorf("record %x: %w", k, errCorrupt)
+					}
+					out, rest = appendField(out, op), r
+				}
+			}
+			if !changed {
+				return nil
+			}
+			return put(k, out)
+		})
+	}
+	if err := rewrite(keys.FeatureDelta, 0, true); err != nil {
+		return fmt.Errorf("features: migrate deltas: %w", err)
+	}
+	if err := rewrite(keys.FeatureFlush, 8, false); err != nil {
+		return fmt.Errorf("features: migrate flush markers: %w", err)
+	}
+	if err := scanPrefix(db, keys.FeatureStateV1, func(k, v []byte) error {
+		nk, ok := upgradeV1Key(k)
+		if !ok {
+			return fmt.Errorf("state key %x: %w", k, errCorrupt)
+		}
+		return put(nk, v)
+	}); err != nil {
+		return fmt.Errorf("features: migrate state: %w", err)
+	}
+	if err := b.DeleteRange([]byte{keys.FeatureStateV1}, []byte{keys.FeatureStateV1 + 1}, nil); err != nil {
+		return fmt.Errorf("features: migrate: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("features: migrate: %w", err)
+	}
+	return nil
+}
+
+// upgradeV1Key returns the entity-first key of a key of the old layout.
+func upgradeV1Key(k []byte) ([]byte, bool) {
+	const head = 1 + 2 + 8 // prefix, state id, period
+	if len(k) <= head || k[0] != keys.FeatureStateV1 {
+		return nil, false
+	}
+	ent := k[head:]
+	if _, ok := entityFields(ent); !ok {
+		return nil, false
+	}
+	return appendStateKey(nil, uint16(k[1])<<8|uint16(k[2]), keys.Time(k[3:head]), ent), true
+}
+
+// scanPrefix calls fn with every key under prefix and its value.
+func scanPrefix(db *pebble.DB, prefix byte, fn func(k, v []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key(), v)
+		}
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// appendField appends a uvarint-length-prefixed field (cutField's inverse).
+func appendField(dst, f []byte) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(f))), f...)
+}

@@ -1,0 +1,170 @@
+package features
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/riskd/riskd/internal/clock"
+	"github.com/riskd/riskd/internal/keys"
+)
+
+// v1Key is upgradeV1Key's inverse: the key of the layout before
+// entity-first.
+func v1Key(t *testing.T, k []byte) []byte {
+	t.Helper()
+	ent, id, per, ok := parseStateKey(k)
+	if !ok {
+		t.Fatalf("state key %x does not parse", k)
+	}
+	out := append([]byte{keys.FeatureStateV1, byte(id >> 8), byte(id)}, keys.AppendTime(nil, per)...)
+	return append(out, ent...)
+}
+
+// downgradeToV1 rewrites db as the code before the entity-first layout
+// left it: state keys under keys.FeatureStateV1, and the state keys inside
+// delta records and flush markers too.
+func downgradeToV1(t *testing.T, db *pebble.DB) {
+	t.Helper()
+	b := db.NewBatch()
+	defer b.Close()
+	if err := scanPrefix(db, keys.FeatureState, func(k, v []byte) error {
+		return errors.Join(b.Set(v1Key(t, k), v, nil), b.Delete(k, nil))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	records := func(prefix byte, head int, pairs bool) {
+		if err := scanPrefix(db, prefix, func(k, v []byte) error {
+			out := append([]byte(nil), v[:head]...)
+			for rest := v[head:]; len(rest) > 0; {
+				key, r, ok := cutField(rest)
+				if !ok {
+					t.Fatalf("record %x does not parse", k)
+				}
+				out, rest = appendField(out, v1Key(t, key)), r
+				if pairs {
+					op, r, _ := cutField(rest)
+					out, rest = appendField(out, op), r
+				}
+			}
+			return b.Set(k, out, nil)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records(keys.FeatureDelta, 0, true)
+	records(keys.FeatureFlush, 8, false)
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateV1 leaves a store as the old layout would have after a crash
+// (merged state, delta records and the marker of an interrupted flush, all
+// keyed feature first) and opens it: every count is as applied, nothing is
+// left under the old prefix, and the deltas were replayed once. Half of the
+// state copied already (a crash in the middle of a migration) changes
+// nothing.
+func TestMigrateV1(t *testing.T) {
+	defer func(n int) { flushPart, afterFlushPart = n, nil }(flushPart)
+	for _, partial := range []bool{false, true} {
+		t.Run(fmt.Sprint("partial=", partial), func(t *testing.T) {
+			flushPart, afterFlushPart = 3, nil
+			dir := t.TempDir()
+			db := openDB(t, dir)
+			defer func() { db.Close() }()
+			clk := clock.NewFake(base)
+			s := openStore(t, db, clk, Options{})
+			want := map[string]int64{}
+			for i := range 60 {
+				acct := fmt.Sprint("a", i%10)
+				apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), acct, login(false), device("d")), true)
+				want[acct]++
+				if i == 19 {
+					if err := s.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			afterFlushPart = func(uint64) error { return errors.New("stop") }
+			if err := s.Flush(); err == nil {
+				t.Fatal("flush: no error from the interrupted part")
+			}
+			afterFlushPart = nil
+			if countPrefix(t, db, keys.FeatureFlush) == 0 || deltaRecords(t, db) == 0 || stateKeys(t, db) == 0 {
+				t.Fatal("want merged state, delta records and a flush marker to migrate")
+			}
+			downgradeToV1(t, db)
+			if n := stateKeys(t, db); n != 0 {
+				t.Fatalf("%d state keys in the new layout after the downgrade", n)
+			}
+			old := countPrefix(t, db, keys.FeatureStateV1)
+			if partial {
+				i := 0
+				if err := scanPrefix(db, keys.FeatureStateV1, func(k, v []byte) error {
+					i++
+					if i%2 == 1 {
+						return nil
+					}
+					nk, ok := upgradeV1Key(k)
+					if !ok {
+						t.Fatalf("%x does not upgrade", k)
+					}
+					return db.Set(nk, v, pebble.NoSync)
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openDB(t, dir)
+			s = openStore(t, db, clk, Options{})
+			if n := countPrefix(t, db, keys.FeatureStateV1); n != 0 {
+				t.Fatalf("%d keys left under the old prefix", n)
+			}
+			if n := countPrefix(t, db, keys.FeatureFlush) + deltaRecords(t, db); n != 0 {
+				t.Fatalf("%d markers and records left after Open", n)
+			}
+			if n := stateKeys(t, db); n < old {
+				t.Errorf("%d state keys after the migration, %d before", n, old)
+			}
+			for acct, n := range want {
+				v, err := s.Read(mkEvent(base.Add(time.Minute), acct, login(false)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != n {
+					t.Errorf("%s: %d failures, want %d", acct, got, n)
+				}
+			}
+			v, err := s.Read(mkEvent(base.Add(time.Minute), "new", login(false), device("d")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int; got != 10 {
+				t.Errorf("device d: %d accounts, want 10", got)
+			}
+			if err := migrateV1(db); err != nil { // again: nothing to do
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMigrateV1RefusesACorruptKey(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	if err := db.Set([]byte{keys.FeatureStateV1, 0, 1, 2}, []byte{tagCount}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{DB: db}); !errors.Is(err, errCorrupt) {
+		t.Fatalf("Open: %v, want errCorrupt", err)
+	}
+	if n := countPrefix(t, db, keys.FeatureStateV1); n != 1 {
+		t.Fatalf("%d old keys, want the one left as it was", n)
+	}
+}
