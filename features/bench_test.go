@@ -18,6 +18,7 @@ import (
 	"github.com/riskd/riskd/event"
 	"github.com/riskd/riskd/internal/clock"
 	"github.com/riskd/riskd/internal/cputime"
+	"github.com/riskd/riskd/internal/keys"
 )
 
 // Benchmarks run over a population of accounts and devices (one of each per
@@ -490,4 +491,31 @@ func benchIngest(b *testing.B, s *Store, db *pebble.DB, ids []int, at time.Time)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 	reportCPU(b, cpu0)
 	g.Close()
+}
+
+// BenchmarkSweep times one Sweep over the population's state keys, all
+// live (nothing to delete): the scan a pass costs, per key.
+func BenchmarkSweep(b *testing.B) {
+	s, db, _, at := benchStore(b)
+	if err := s.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	if err := scanPrefix(db, keys.FeatureState, func(_, _ []byte) error { n++; return nil }); err != nil {
+		b.Fatal(err)
+	}
+	sweepKeys := s.sweepKeys
+	s.sweepKeys = n + 1 // one call, one whole pass
+	defer func() { s.sweepKeys = sweepKeys }()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		if err := s.Sweep(at); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportCPU(b, cpu0)
+	b.ReportMetric(float64(n), "keys")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/key")
 }

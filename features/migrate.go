@@ -17,18 +17,19 @@ import (
 // copies, then deletes the old keys with one range deletion, so a crash at
 // any point leaves either layout whole or both, and running it again
 // finishes the job: every step writes the same values again. A store with
-// nothing under the old prefix costs one seek.
-func migrateV1(db *pebble.DB) error {
+// nothing under the old prefix costs one seek. It returns the number of
+// state keys moved.
+func migrateV1(db *pebble.DB) (int, error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureStateV1}, UpperBound: []byte{keys.FeatureStateV1 + 1}})
 	if err != nil {
-		return fmt.Errorf("features: migrate: %w", err)
+		return 0, fmt.Errorf("features: migrate: %w", err)
 	}
 	found := it.First()
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return fmt.Errorf("features: migrate: %w", err)
+		return 0, fmt.Errorf("features: migrate: %w", err)
 	}
 	if !found {
-		return nil
+		return 0, nil
 	}
 	b := db.NewBatch()
 	defer func() { b.Close() }()
@@ -78,27 +79,29 @@ func migrateV1(db *pebble.DB) error {
 		})
 	}
 	if err := rewrite(keys.FeatureDelta, 0, true); err != nil {
-		return fmt.Errorf("features: migrate deltas: %w", err)
+		return 0, fmt.Errorf("features: migrate deltas: %w", err)
 	}
 	if err := rewrite(keys.FeatureFlush, 8, false); err != nil {
-		return fmt.Errorf("features: migrate flush markers: %w", err)
+		return 0, fmt.Errorf("features: migrate flush markers: %w", err)
 	}
+	moved := 0
 	if err := scanPrefix(db, keys.FeatureStateV1, func(k, v []byte) error {
+		moved++
 		nk, ok := upgradeV1Key(k)
 		if !ok {
 			return fmt.Errorf("state key %x: %w", k, errCorrupt)
 		}
 		return put(nk, v)
 	}); err != nil {
-		return fmt.Errorf("features: migrate state: %w", err)
+		return 0, fmt.Errorf("features: migrate state: %w", err)
 	}
 	if err := b.DeleteRange([]byte{keys.FeatureStateV1}, []byte{keys.FeatureStateV1 + 1}, nil); err != nil {
-		return fmt.Errorf("features: migrate: %w", err)
+		return 0, fmt.Errorf("features: migrate: %w", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("features: migrate: %w", err)
+		return 0, fmt.Errorf("features: migrate: %w", err)
 	}
-	return nil
+	return moved, nil
 }
 
 // upgradeV1Key returns the entity-first key of a key of the old layout.

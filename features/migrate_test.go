@@ -148,8 +148,11 @@ func TestMigrateV1(t *testing.T) {
 			if got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int; got != 10 {
 				t.Errorf("device d: %d accounts, want 10", got)
 			}
-			if err := migrateV1(db); err != nil { // again: nothing to do
-				t.Fatal(err)
+			if got := s.Migrated(); got != old {
+				t.Errorf("Migrated() = %d, want %d", got, old)
+			}
+			if n, err := migrateV1(db); err != nil || n != 0 { // again: nothing to do
+				t.Fatalf("again: %d moved, %v", n, err)
 			}
 		})
 	}

@@ -101,6 +101,7 @@ type Store struct {
 	// period it wrote can leave memory.
 	diskGen atomic.Uint64
 
+	migrated  int // state keys Open moved from the feature-first layout
 	sweepKeys int
 	sweepMu   sync.Mutex
 	sweepAt   []byte // guarded by sweepMu: where the next Sweep starts; nil from the first key
@@ -141,7 +142,8 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.sweepKeys = opts.SweepKeys
 	if !s.scratch {
-		if err := migrateV1(s.db); err != nil {
+		var err error
+		if s.migrated, err = migrateV1(s.db); err != nil {
 			return nil, err
 		}
 		if err := s.openWriteBack(opts); err != nil {
@@ -150,6 +152,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Migrated returns the number of state keys Open moved from the layout
+// before entity-first keys (migrate.go); 0 when there were none.
+func (s *Store) Migrated() int { return s.migrated }
 
 // Catalog returns the store's catalog.
 func (s *Store) Catalog() *Catalog { return s.cat }
