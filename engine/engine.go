@@ -106,6 +106,15 @@ func Open(opts Options) (*Engine, error) {
 			}
 		},
 	}
+	if opts.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		// To line slow answers up with the store's background work.
+		listener.FlushBegin = func(info pebble.FlushInfo) { opts.Logger.Debug("store flush began", "job", info.JobID) }
+		listener.FlushEnd = func(info pebble.FlushInfo) { opts.Logger.Debug("store flushed", "info", info.String()) }
+		listener.CompactionBegin = func(info pebble.CompactionInfo) {
+			opts.Logger.Debug("store compaction began", "job", info.JobID, "reason", info.Reason)
+		}
+		listener.CompactionEnd = func(info pebble.CompactionInfo) { opts.Logger.Debug("store compacted", "info", info.String()) }
+	}
 	popts := &pebble.Options{
 		FS:            tablefs.New(opts.FS), // tables written in 256 KiB calls, not 4 KiB
 		Merger:        features.Merger(),
