@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,33 @@ func TestConfigMemoryLimit(t *testing.T) {
 	}
 }
 
+func TestConfigProcs(t *testing.T) {
+	perCPU := ProcsPerCPU * runtime.GOMAXPROCS(0)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{"default", nil, nil, perCPU},
+		{"GOMAXPROCS replaces the default", nil, map[string]string{"GOMAXPROCS": "3"}, 3},
+		{"GOMAXPROCS not a number", nil, map[string]string{"GOMAXPROCS": "lots"}, perCPU},
+		{"env beats GOMAXPROCS", nil, map[string]string{"GOMAXPROCS": "3", "RISKD_PROCS": "5"}, 5},
+		{"flag beats env", []string{"--procs", "6"}, map[string]string{"RISKD_PROCS": "5"}, 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := LoadConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Procs != tc.want {
+				t.Errorf("procs %d, want %d", c.Procs, tc.want)
+			}
+		})
+	}
+}
+
 func TestConfigErrorsNameTheSetting(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
@@ -133,6 +161,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{[]string{"--min-in-flight", "300"}, nil, "min-in-flight"},
 		{[]string{"--max-in-flight", "0"}, nil, "max-in-flight"},
 		{nil, map[string]string{"RISKD_ADMISSION_TARGET": "-1s"}, "admission-target"},
+		{[]string{"--procs", "0"}, nil, "procs"},
+		{nil, map[string]string{"RISKD_PROCS": "many"}, "RISKD_PROCS"},
 	}
 	for _, tc := range tests {
 		_, err := LoadConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)

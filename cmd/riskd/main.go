@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/riskd/riskd/internal/mallocarenas"
@@ -28,6 +29,8 @@ func main() {
 	// Process-wide, so here rather than in server.Run (which tests run
 	// several of in one process).
 	memlimit.Apply(cfg.MemoryLimit)
+	runtime.GOMAXPROCS(cfg.Procs)
+	log.Info("procs", "gomaxprocs", cfg.Procs, "cpus", runtime.NumCPU())
 	log.Info("memory", "memory_limit", memlimit.Format(cfg.MemoryLimit), "malloc_arenas_capped", mallocarenas.Capped())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/api/gen/risk/v1/riskv1connect"
+	"github.com/riskd/riskd/server"
 )
 
 func buildRiskd(t *testing.T) string {
@@ -49,10 +52,11 @@ type proc struct {
 	mu   *sync.Mutex
 }
 
-func startRiskd(t *testing.T, bin, addr, dir string) proc {
+func startRiskd(t *testing.T, bin, addr, dir string, env ...string) proc {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "RISKD_LISTEN="+addr, "RISKD_DATA_DIR="+dir, "RISKD_LOG_LEVEL=debug")
+	cmd.Env = append(os.Environ(), "RISKD_LISTEN="+addr, "RISKD_DATA_DIR="+dir, "RISKD_LOG_LEVEL=debug", "GOMAXPROCS=")
+	cmd.Env = append(cmd.Env, env...)
 	var mu sync.Mutex
 	logs := &bytes.Buffer{}
 	cmd.Stderr = lockedWriter{&mu, logs}
@@ -110,6 +114,9 @@ func TestSIGTERMDrainsAndRestarts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	addr := freePort(t)
 	p := startRiskd(t, bin, addr, dir)
+	if n := gomaxprocs(t, addr); n < server.ProcsPerCPU || n%server.ProcsPerCPU != 0 {
+		t.Errorf("GOMAXPROCS %d by default, want %d per CPU", n, server.ProcsPerCPU)
+	}
 
 	var creds struct{ Service, Analyst string }
 	data, err := os.ReadFile(filepath.Join(dir, "credentials.json"))
@@ -190,7 +197,10 @@ func TestSIGTERMDrainsAndRestarts(t *testing.T) {
 		t.Fatal("no request completed")
 	}
 
-	p2 := startRiskd(t, bin, addr, dir)
+	p2 := startRiskd(t, bin, addr, dir, "RISKD_PROCS=3")
+	if n := gomaxprocs(t, addr); n != 3 {
+		t.Errorf("GOMAXPROCS %d with RISKD_PROCS=3", n)
+	}
 	defer func() {
 		_ = p2.cmd.Process.Signal(syscall.SIGTERM)
 		_ = p2.cmd.Wait()
@@ -212,4 +222,29 @@ func TestSIGTERMDrainsAndRestarts(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged decisions survived the restart", len(acked))
+}
+
+// gomaxprocs reads the running riskd's GOMAXPROCS from /metrics.
+func gomaxprocs(t *testing.T, addr string) int {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_sched_gomaxprocs_threads "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("go_sched_gomaxprocs_threads %q", v)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no go_sched_gomaxprocs_threads in /metrics")
+	return 0
 }
