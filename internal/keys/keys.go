@@ -4,7 +4,10 @@
 // (retention, erasure tests) can name what each key belongs to.
 //
 // Keys that retention deletes put a big-endian time right after the prefix, so
-// that expiry is a range deletion.
+// that expiry is a range deletion. Feature state is the exception: it is
+// keyed by entity first, so that an evaluation's reads of one entity's
+// states fall together, and its expired periods are found by a scan that
+// goes on from one sweep to the next (features/sweep.go).
 package keys
 
 import "encoding/binary"
