@@ -111,7 +111,7 @@ func upgradeV1Key(k []byte) ([]byte, bool) {
 		return nil, false
 	}
 	ent := k[head:]
-	if _, ok := entityFields(ent); !ok {
+	if !validEntity(ent) {
 		return nil, false
 	}
 	return appendStateKey(nil, uint16(k[1])<<8|uint16(k[2]), keys.Time(k[3:head]), ent), true

@@ -30,22 +30,34 @@ func parseStateKey(key []byte) (ent []byte, id uint16, per int64, ok bool) {
 	}
 	n := len(key) - stateKeySuffix
 	ent = key[1:n:n]
-	if _, ok := entityFields(ent); !ok {
+	if !validEntity(ent) {
 		return nil, 0, 0, false
 	}
 	return ent, uint16(key[n])<<8 | uint16(key[n+1]), keys.Time(key[n+2:]), true
 }
 
+// validEntity says whether ent is whole length-prefixed fields.
+func validEntity(ent []byte) bool {
+	for len(ent) > 0 {
+		n := 1 + int(ent[0])
+		if len(ent) < n {
+			return false
+		}
+		ent = ent[n:]
+	}
+	return true
+}
+
 // entityFields splits an entity into its fields' pseudonyms.
 func entityFields(ent []byte) ([][]byte, bool) {
+	if !validEntity(ent) {
+		return nil, false
+	}
 	var out [][]byte
 	for len(ent) > 0 {
-		n := int(ent[0])
-		if len(ent) < 1+n {
-			return nil, false
-		}
-		out = append(out, ent[1:1+n])
-		ent = ent[1+n:]
+		n := 1 + int(ent[0])
+		out = append(out, ent[1:n])
+		ent = ent[n:]
 	}
 	return out, true
 }

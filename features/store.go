@@ -2,7 +2,6 @@ package features
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -274,8 +273,6 @@ func (s *Store) filterTrue(w *work, ev *event.Event, fi int) (bool, error) {
 	return b, nil
 }
 
-func appendPeriod(dst []byte, p int64) []byte { return keys.AppendTime(dst, p) }
-
 func (s *Store) appendKey(dst []byte, st *stateDef, period int64, ent []byte) []byte {
 	return appendStateKey(dst, st.id, period, ent)
 }
@@ -528,7 +525,7 @@ func (s *Store) preload(w *work) error {
 			return fmt.Errorf("features: read state: %w", err)
 		}
 		p := &w.plans[r.si]
-		if p.pre[r.slot], err = s.storedPeriod(key, keys.Time(key[len(key)-8:]), v, w.aliasesOf(r.si)); err != nil {
+		if p.pre[r.slot], err = s.storedPeriod(key, r.per, v, w.aliasesOf(r.si)); err != nil {
 			return err
 		}
 	}
@@ -536,15 +533,16 @@ func (s *Store) preload(w *work) error {
 }
 
 // preRead is one period preload reads: plan si's current (slot 0) or
-// previous period, whose key is work.rkeys[a:b].
+// previous period per, whose key is work.rkeys[a:b].
 type preRead struct {
 	si, slot, a, b int
+	per            int64
 }
 
 func (w *work) addRead(si, slot int, id uint16, per int64, ent []byte) {
 	a := len(w.rkeys)
 	w.rkeys = appendStateKey(w.rkeys, id, per, ent)
-	w.reads = append(w.reads, preRead{si: si, slot: slot, a: a, b: len(w.rkeys)})
+	w.reads = append(w.reads, preRead{si: si, slot: slot, a: a, b: len(w.rkeys), per: per})
 }
 
 // loadAll fetches the state every applicable plan reads: the entry preload
@@ -731,10 +729,7 @@ func (s *Store) update(w *work, p *plan, ev *event.Event, epoch uint64) {
 		return
 	}
 	x.addTo(s.deltaOf(w, p, epoch))
-	w.rec = binary.AppendUvarint(w.rec, uint64(len(p.curKey)))
-	w.rec = append(w.rec, p.curKey...)
-	w.rec = binary.AppendUvarint(w.rec, uint64(len(w.op)))
-	w.rec = append(w.rec, w.op...)
+	w.rec = appendField(appendField(w.rec, p.curKey), w.op)
 }
 
 // operand returns what ev adds to the plan's state, and its encoding as a

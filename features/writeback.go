@@ -307,8 +307,7 @@ func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) (merged int, err er
 			return merged, err
 		}
 		merged++
-		marker = binary.AppendUvarint(marker, uint64(len(key)))
-		marker = append(marker, key...)
+		marker = appendField(marker, key)
 		if inBatch++; inBatch == flushPart && i < len(slots)-1 {
 			if err := b.Set(flushMarker(f, parts), marker, nil); err != nil {
 				return merged, err
