@@ -132,22 +132,7 @@ func TestMigrateV1(t *testing.T) {
 			if n := stateKeys(t, db); n < old {
 				t.Errorf("%d state keys after the migration, %d before", n, old)
 			}
-			for acct, n := range want {
-				v, err := s.Read(mkEvent(base.Add(time.Minute), acct, login(false)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != n {
-					t.Errorf("%s: %d failures, want %d", acct, got, n)
-				}
-			}
-			v, err := s.Read(mkEvent(base.Add(time.Minute), "new", login(false), device("d")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int; got != 10 {
-				t.Errorf("device d: %d accounts, want 10", got)
-			}
+			checkTenAccountsOnD(t, s, want)
 			if got := s.Migrated(); got != old {
 				t.Errorf("Migrated() = %d, want %d", got, old)
 			}

@@ -185,22 +185,7 @@ func TestFlushInterruptedBetweenParts(t *testing.T) {
 			if n := countPrefix(t, db, keys.FeatureFlush) + deltaRecords(t, db); n != 0 {
 				t.Fatalf("%d markers and records left after recovery", n)
 			}
-			for acct, n := range want {
-				v, err := s.Read(mkEvent(base.Add(time.Minute), acct, login(false)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != n {
-					t.Errorf("%s: %d failures, want %d", acct, got, n)
-				}
-			}
-			v, err := s.Read(mkEvent(base.Add(time.Minute), "new", login(false), device("d")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int; got != 10 {
-				t.Errorf("device d: %d accounts, want 10", got)
-			}
+			checkTenAccountsOnD(t, s, want)
 		})
 	}
 }
@@ -444,5 +429,27 @@ func evictAccount(t *testing.T, s *Store, db *pebble.DB, at time.Time, acct, tag
 	}
 	if inMemory(t, s, mkEvent(at, acct, login(false)), "login_failures_account_10m") {
 		t.Fatalf("%s's failures still in memory: the test needs them evicted", acct)
+	}
+}
+
+// checkTenAccountsOnD checks a store after logins that failed: each
+// account's failures are want's, and device d has seen ten accounts.
+func checkTenAccountsOnD(t *testing.T, s *Store, want map[string]int64) {
+	t.Helper()
+	for acct, n := range want {
+		v, err := s.Read(mkEvent(base.Add(time.Minute), acct, login(false)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != n {
+			t.Errorf("%s: %d failures, want %d", acct, got, n)
+		}
+	}
+	v, err := s.Read(mkEvent(base.Add(time.Minute), "new", login(false), device("d")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := valueOf(t, s.cat, v, "device_distinct_accounts_24h").Int; got != 10 {
+		t.Errorf("device d: %d accounts, want 10", got)
 	}
 }
