@@ -1,6 +1,7 @@
 package features
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -85,7 +86,7 @@ func (s *Store) Sweep(now time.Time) error {
 		return fmt.Errorf("features: sweep: %w", err)
 	}
 	if ok {
-		s.sweepAt = append(s.sweepAt[:0], it.Key()...)
+		s.sweepAt = bytes.Clone(it.Key()) // not in place: the iterator's bound may be the last one
 	} else {
 		s.sweepAt = nil // the pass is done; the next starts over
 	}
