@@ -156,12 +156,10 @@ func Open(opts Options) (*Engine, error) {
 		Clock: opts.Clock, Lateness: opts.MaxEventAge,
 		Aliases:       e.featureAliases(),
 		FlushInterval: opts.FeatureFlushInterval,
+		Logger:        opts.Logger,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("engine: features: %w", err))
-	}
-	if n := e.features.Migrated(); n > 0 {
-		opts.Logger.Info("features: moved state to the entity-first layout", "keys", n)
 	}
 	// Published versions live in the store; the configured files only
 	// bootstrap an empty one.

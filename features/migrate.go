@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -18,8 +20,9 @@ import (
 // any point leaves either layout whole or both, and running it again
 // finishes the job: every step writes the same values again. A store with
 // nothing under the old prefix costs one seek. It returns the number of
-// state keys moved.
-func migrateV1(db *pebble.DB) (int, error) {
+// state keys moved, and logs its start, every million keys and its end: a
+// large store takes minutes, before the server answers.
+func migrateV1(db *pebble.DB, log *slog.Logger) (int, error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureStateV1}, UpperBound: []byte{keys.FeatureStateV1 + 1}})
 	if err != nil {
 		return 0, fmt.Errorf("features: migrate: %w", err)
@@ -31,6 +34,8 @@ func migrateV1(db *pebble.DB) (int, error) {
 	if !found {
 		return 0, nil
 	}
+	start := time.Now()
+	log.Info("features: moving state to the entity-first layout (once, before serving)")
 	b := db.NewBatch()
 	defer func() { b.Close() }()
 	put := func(k, v []byte) error {
@@ -86,7 +91,9 @@ func migrateV1(db *pebble.DB) (int, error) {
 	}
 	moved := 0
 	if err := scanPrefix(db, keys.FeatureStateV1, func(k, v []byte) error {
-		moved++
+		if moved++; moved%(1<<20) == 0 {
+			log.Info("features: moving state to the entity-first layout", "keys", moved)
+		}
 		nk, ok := upgradeV1Key(k)
 		if !ok {
 			return fmt.Errorf("state key %x: %w", k, errCorrupt)
@@ -101,6 +108,7 @@ func migrateV1(db *pebble.DB) (int, error) {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, fmt.Errorf("features: migrate: %w", err)
 	}
+	log.Info("features: moved state to the entity-first layout", "keys", moved, "took", time.Since(start).Round(time.Millisecond))
 	return moved, nil
 }
 

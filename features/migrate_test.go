@@ -3,6 +3,8 @@ package features
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/riskd/riskd/internal/clock"
 	"github.com/riskd/riskd/internal/keys"
+	"github.com/riskd/riskd/internal/logbuf"
 )
 
 // v1Key is upgradeV1Key's inverse: the key of the layout before
@@ -122,7 +125,11 @@ func TestMigrateV1(t *testing.T) {
 				t.Fatal(err)
 			}
 			db = openDB(t, dir)
-			s = openStore(t, db, clk, Options{})
+			var logged logbuf.Buffer
+			s = openStore(t, db, clk, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+			if want := fmt.Sprintf(`msg="features: moved state to the entity-first layout" keys=%d`, old); !strings.Contains(logged.String(), want) {
+				t.Errorf("log %q, want it to say %s", logged.String(), want)
+			}
 			if n := countPrefix(t, db, keys.FeatureStateV1); n != 0 {
 				t.Fatalf("%d keys left under the old prefix", n)
 			}
@@ -133,10 +140,7 @@ func TestMigrateV1(t *testing.T) {
 				t.Errorf("%d state keys after the migration, %d before", n, old)
 			}
 			checkTenAccountsOnD(t, s, want)
-			if got := s.Migrated(); got != old {
-				t.Errorf("Migrated() = %d, want %d", got, old)
-			}
-			if n, err := migrateV1(db); err != nil || n != 0 { // again: nothing to do
+			if n, err := migrateV1(db, slog.Default()); err != nil || n != 0 { // again: nothing to do
 				t.Fatalf("again: %d moved, %v", n, err)
 			}
 		})
@@ -149,7 +153,7 @@ func TestMigrateV1RefusesACorruptKey(t *testing.T) {
 	if err := db.Set([]byte{keys.FeatureStateV1, 0, 1, 2}, []byte{tagCount}, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(Options{DB: db}); !errors.Is(err, errCorrupt) {
+	if _, err := Open(Options{DB: db, Logger: slog.New(slog.DiscardHandler)}); !errors.Is(err, errCorrupt) {
 		t.Fatalf("Open: %v, want errCorrupt", err)
 	}
 	if n := countPrefix(t, db, keys.FeatureStateV1); n != 1 {

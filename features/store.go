@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/bits"
 	"slices"
@@ -59,6 +60,9 @@ type Options struct {
 	// background flusher: Flush and Close merge them, and until then they
 	// are durable in the batches' delta records.
 	FlushInterval time.Duration
+	// Logger receives the progress of Open's migration of an older store
+	// layout (migrate.go); default slog.Default().
+	Logger *slog.Logger
 	// SweepKeys bounds the state keys one Sweep reads (sweep.go): a pass
 	// over the store takes (state keys / SweepKeys) calls. Default
 	// DefaultSweepKeys.
@@ -100,7 +104,6 @@ type Store struct {
 	// period it wrote can leave memory.
 	diskGen atomic.Uint64
 
-	migrated  int // state keys Open moved from the feature-first layout
 	sweepKeys int
 	sweepMu   sync.Mutex
 	sweepAt   []byte // guarded by sweepMu: where the next Sweep starts; nil from the first key
@@ -141,8 +144,10 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.sweepKeys = opts.SweepKeys
 	if !s.scratch {
-		var err error
-		if s.migrated, err = migrateV1(s.db); err != nil {
+		if opts.Logger == nil {
+			opts.Logger = slog.Default()
+		}
+		if _, err := migrateV1(s.db, opts.Logger); err != nil {
 			return nil, err
 		}
 		if err := s.openWriteBack(opts); err != nil {
@@ -151,10 +156,6 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
-
-// Migrated returns the number of state keys Open moved from the layout
-// before entity-first keys (migrate.go); 0 when there were none.
-func (s *Store) Migrated() int { return s.migrated }
 
 // Catalog returns the store's catalog.
 func (s *Store) Catalog() *Catalog { return s.cat }
