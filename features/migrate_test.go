@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -82,16 +81,11 @@ func TestMigrateV1(t *testing.T) {
 			clk := clock.NewFake(base)
 			s := openStore(t, db, clk, Options{})
 			want := map[string]int64{}
-			for i := range 60 {
-				acct := fmt.Sprint("a", i%10)
-				apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), acct, login(false), device("d")), true)
-				want[acct]++
-				if i == 19 {
-					if err := s.Flush(); err != nil {
-						t.Fatal(err)
-					}
-				}
+			failLogins(t, s, db, 0, 20, want)
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
 			}
+			failLogins(t, s, db, 20, 60, want)
 			afterFlushPart = func(uint64) error { return errors.New("stop") }
 			if err := s.Flush(); err == nil {
 				t.Fatal("flush: no error from the interrupted part")

@@ -160,11 +160,7 @@ func TestFlushInterruptedBetweenParts(t *testing.T) {
 			clk := clock.NewFake(base)
 			s := openStore(t, db, clk, Options{})
 			want := map[string]int64{}
-			for i := range 40 {
-				acct := fmt.Sprint("a", i%10)
-				apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), acct, login(false), device("d")), true)
-				want[acct]++
-			}
+			failLogins(t, s, db, 0, 40, want)
 			afterFlushPart = func(part uint64) error { return errors.New("stop") }
 			if err := s.Flush(); err == nil {
 				t.Fatal("flush: no error from the interrupted part")
@@ -432,7 +428,18 @@ func evictAccount(t *testing.T, s *Store, db *pebble.DB, at time.Time, acct, tag
 	}
 }
 
-// checkTenAccountsOnD checks a store after logins that failed: each
+// failLogins applies failed logins number from to to-1, one a second, of
+// accounts a0-a9 in turn on device d, counting them in want.
+func failLogins(t *testing.T, s *Store, db *pebble.DB, from, to int, want map[string]int64) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		acct := fmt.Sprint("a", i%10)
+		apply(t, s, db, mkEvent(base.Add(time.Duration(i)*time.Second), acct, login(false), device("d")), true)
+		want[acct]++
+	}
+}
+
+// checkTenAccountsOnD checks a store after failLogins: each
 // account's failures are want's, and device d has seen ten accounts.
 func checkTenAccountsOnD(t *testing.T, s *Store, want map[string]int64) {
 	t.Helper()
