@@ -116,7 +116,7 @@ func populateRange(s *Store, db *pebble.DB, from, to int, at time.Time) error {
 				}
 				st := s.cat.states[si]
 				cur, _, _ := periodsOf(st, p.hi)
-				p.curKey = s.appendKey(p.curKey[:0], st, cur, p.ent)
+				p.curKey = appendStateKey(p.curKey[:0], st.id, cur, p.ent)
 				if _, ok := s.operand(w, p, ev); !ok {
 					continue
 				}
@@ -500,10 +500,7 @@ func BenchmarkSweep(b *testing.B) {
 	if err := s.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	n := 0
-	if err := scanPrefix(db, keys.FeatureState, func(_, _ []byte) error { n++; return nil }); err != nil {
-		b.Fatal(err)
-	}
+	n := countPrefix(b, db, keys.FeatureState)
 	sweepKeys := s.sweepKeys
 	s.sweepKeys = n + 1 // one call, one whole pass
 	defer func() { s.sweepKeys = sweepKeys }()

@@ -387,7 +387,7 @@ func decodeStored(t *testing.T, db *pebble.DB, s *Store, name string, day time.T
 	d := s.cat.defs[s.cat.Index(name)]
 	st := s.cat.states[d.state]
 	ent := append([]byte{byte(len("pd:" + dev))}, "pd:"+dev...)
-	k := s.appendKey(nil, st, floorDiv(ceilDiv(day.UnixNano()+1, st.gran), slots), ent)
+	k := appendStateKey(nil, st.id, floorDiv(ceilDiv(day.UnixNano()+1, st.gran), slots), ent)
 	v, c, err := db.Get(k)
 	if err != nil {
 		t.Fatal(err)

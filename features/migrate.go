@@ -1,7 +1,6 @@
 package features
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,28 +122,4 @@ func upgradeV1Key(k []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return appendStateKey(nil, uint16(k[1])<<8|uint16(k[2]), keys.Time(k[3:head]), ent), true
-}
-
-// scanPrefix calls fn with every key under prefix and its value.
-func scanPrefix(db *pebble.DB, prefix byte, fn func(k, v []byte) error) error {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
-	if err != nil {
-		return err
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err == nil {
-			err = fn(it.Key(), v)
-		}
-		if err != nil {
-			_ = it.Close()
-			return err
-		}
-	}
-	return errors.Join(it.Error(), it.Close())
-}
-
-// appendField appends a uvarint-length-prefixed field (cutField's inverse).
-func appendField(dst, f []byte) []byte {
-	return append(binary.AppendUvarint(dst, uint64(len(f))), f...)
 }

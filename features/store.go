@@ -274,10 +274,6 @@ func (s *Store) filterTrue(w *work, ev *event.Event, fi int) (bool, error) {
 	return b, nil
 }
 
-func (s *Store) appendKey(dst []byte, st *stateDef, period int64, ent []byte) []byte {
-	return appendStateKey(dst, st.id, period, ent)
-}
-
 // prepare decides which states apply to ev and builds their keys.
 func (s *Store) prepare(w *work, ev *event.Event, ignoreFilters bool) error {
 	states := s.cat.states
@@ -441,7 +437,7 @@ func (s *Store) loadPeriod(w *work, p *plan, st *stateDef, e *entry, per int64, 
 // readPeriod reads period per of the plan's state from the DB (and the
 // rotation's old keys).
 func (s *Store) readPeriod(p *plan, st *stateDef, per int64, alias [][]byte) (*periodState, error) {
-	p.key = s.appendKey(p.key[:0], st, per, p.ent)
+	p.key = appendStateKey(p.key[:0], st.id, per, p.ent)
 	v, closer, err := s.db.Get(p.key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -592,7 +588,7 @@ func (s *Store) loadAll(w *work, write bool) error {
 			p.prev = &ps.st
 		}
 		if p.counts && write {
-			p.curKey = s.appendKey(p.curKey[:0], st, curP, p.ent)
+			p.curKey = appendStateKey(p.curKey[:0], st.id, curP, p.ent)
 		}
 	}
 	var hits, loads int

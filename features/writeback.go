@@ -302,7 +302,7 @@ func (s *Store) mergeSlots(f, end uint64, slots []dirtySlot) (merged int, err er
 		if len(val) == 0 { // erased since
 			continue
 		}
-		key = s.appendKey(key[:0], s.cat.states[x.si], x.ps.p, x.e.ent)
+		key = appendStateKey(key[:0], s.cat.states[x.si].id, x.ps.p, x.e.ent)
 		if err := b.Merge(key, val, nil); err != nil {
 			return merged, err
 		}
@@ -440,32 +440,23 @@ func (s *Store) mergeDeltaLog() error {
 // flushMarkers reads the markers of an interrupted flush: state key -> the
 // end of the records whose operands on it were merged.
 func (s *Store) flushMarkers() (map[string]uint64, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.FeatureFlush}, UpperBound: []byte{keys.FeatureFlush + 1}})
-	if err != nil {
-		return nil, fmt.Errorf("features: flush markers: %w", err)
-	}
 	merged := map[string]uint64{}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
-		if err == nil && len(v) < 8 {
-			err = errCorrupt
-		}
-		if err != nil {
-			_ = it.Close()
-			return nil, fmt.Errorf("features: flush marker %x: %w", it.Key(), err)
+	err := scanPrefix(s.db, keys.FeatureFlush, func(k, v []byte) error {
+		if len(v) < 8 {
+			return fmt.Errorf("features: flush marker %x: %w", k, errCorrupt)
 		}
 		end, rest := binary.BigEndian.Uint64(v), v[8:]
 		for len(rest) > 0 {
 			key, r, ok := cutField(rest)
 			if !ok {
-				_ = it.Close()
-				return nil, fmt.Errorf("features: flush marker %x: %w", it.Key(), errCorrupt)
+				return fmt.Errorf("features: flush marker %x: %w", k, errCorrupt)
 			}
 			merged[string(key)] = max(merged[string(key)], end)
 			rest = r
 		}
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("features: flush markers: %w", err)
 	}
 	return merged, nil
@@ -503,6 +494,30 @@ func cutField(b []byte) (field, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[k : k+int(n)], b[k+int(n):], true
+}
+
+// scanPrefix calls fn with every key under prefix and its value.
+func scanPrefix(db *pebble.DB, prefix byte, fn func(k, v []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key(), v)
+		}
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
+// appendField appends a uvarint-length-prefixed field (cutField's inverse).
+func appendField(dst, f []byte) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(f))), f...)
 }
 
 // Stats are a Store's counters, for metrics.

@@ -186,16 +186,11 @@ func TestFlushInterruptedBetweenParts(t *testing.T) {
 	}
 }
 
-func countPrefix(t *testing.T, db *pebble.DB, p byte) int {
+func countPrefix(t testing.TB, db *pebble.DB, p byte) int {
 	t.Helper()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{p}, UpperBound: []byte{p + 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
 	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
+	if err := scanPrefix(db, p, func(_, _ []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
 	}
 	return n
 }
