@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/event"
 )
 
@@ -32,15 +31,9 @@ func DecodeStored(dst *event.Event, data []byte) error {
 	if err := d.event(dst, 0, len(s)); err != nil {
 		return err
 	}
-	switch {
-	case dst.EventID == "":
-		return fieldErr("event_id", "required")
-	case d.typ <= int32(riskv1.EventType_EVENT_TYPE_UNSPECIFIED) || d.typ > int32(riskv1.EventType_EVENT_TYPE_SERVICE_LOG):
-		return fieldErr("type", "unknown event type "+fmt.Sprint(d.typ))
-	case !d.hasTime || d.sec < minTimestamp || d.sec > maxTimestamp || d.nanos < 0 || d.nanos >= 1e9:
-		return fieldErr("occurred_at", "not a valid timestamp")
-	case dst.AccountID == "":
-		return fieldErr("account_id", "required")
+	validTime := d.hasTime && d.sec >= minTimestamp && d.sec <= maxTimestamp && d.nanos >= 0 && d.nanos < 1e9
+	if err := checkStored(dst.EventID, d.typ, validTime, dst.AccountID); err != nil {
+		return err
 	}
 	dst.Type = event.Type(d.typ)
 	dst.TypeName = dst.Type.String()

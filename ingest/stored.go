@@ -16,17 +16,11 @@ import (
 // live. Only the structure is checked (ids, type, time), not the input
 // bounds: stored text may legitimately be longer after scrubbing.
 func FromStored(pb *riskv1.Event) (*event.Event, error) {
-	switch {
-	case pb == nil:
+	if pb == nil {
 		return nil, fieldErr("event", "required")
-	case pb.EventId == "":
-		return nil, fieldErr("event_id", "required")
-	case pb.Type <= riskv1.EventType_EVENT_TYPE_UNSPECIFIED || pb.Type > riskv1.EventType_EVENT_TYPE_SERVICE_LOG:
-		return nil, fieldErr("type", "unknown event type "+strconv.Itoa(int(pb.Type)))
-	case pb.OccurredAt == nil || pb.OccurredAt.CheckValid() != nil:
-		return nil, fieldErr("occurred_at", "not a valid timestamp")
-	case pb.AccountId == "":
-		return nil, fieldErr("account_id", "required")
+	}
+	if err := checkStored(pb.EventId, int32(pb.Type), pb.OccurredAt != nil && pb.OccurredAt.CheckValid() == nil, pb.AccountId); err != nil {
+		return nil, err
 	}
 	ev := &event.Event{
 		EventID:    pb.EventId,
@@ -102,4 +96,20 @@ func storedPseudonyms(ev *event.Event) {
 	if ev.Has.Attendance {
 		p.Site = ev.Attendance.SiteID
 	}
+}
+
+// checkStored is the structure FromStored and DecodeStored require of a
+// stored event: an id, a known type, a valid time and an account.
+func checkStored(id string, typ int32, validTime bool, account string) error {
+	switch {
+	case id == "":
+		return fieldErr("event_id", "required")
+	case typ <= int32(riskv1.EventType_EVENT_TYPE_UNSPECIFIED) || typ > int32(riskv1.EventType_EVENT_TYPE_SERVICE_LOG):
+		return fieldErr("type", "unknown event type "+strconv.Itoa(int(typ)))
+	case !validTime:
+		return fieldErr("occurred_at", "not a valid timestamp")
+	case account == "":
+		return fieldErr("account_id", "required")
+	}
+	return nil
 }
