@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -44,8 +45,22 @@ import (
 // replayed (each replay a new event id, stamped now), all of them evaluated
 // once before the clock starts so that the state they touch is warm;
 // ENGINE_BENCH_PARALLELISM (default 32) times GOMAXPROCS goroutines call
-// Evaluate in BenchmarkEvaluate. Benchmarks run under riskd's soft memory
-// limit and collector target (RISKD_MEMORY_LIMIT=off: Go's defaults).
+// Evaluate in BenchmarkEvaluate. ENGINE_BENCH_WINDOWS=100ms makes
+// BenchmarkEvaluateOpenLoop print, to stderr, every window of that length
+// in which answers took over 2 ms, and opens the engine with a debug log
+// there, whose store flush, compaction and feature flush lines (timed by
+// the clock) show what the slow windows met. Benchmarks run under riskd's
+// soft memory limit and collector target (RISKD_MEMORY_LIMIT=off: Go's
+// defaults).
+
+// benchWindow is ENGINE_BENCH_WINDOWS, or 0.
+func benchWindow() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("ENGINE_BENCH_WINDOWS"))
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
+}
 
 func benchEnv(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -236,7 +251,11 @@ func newEvalBench(b *testing.B) *evalBench {
 	// A budget far above an evaluation's cost: on a loaded machine the
 	// default 50 ms would turn much of the run into the fail mode, which is
 	// not the path measured here (degraded/op reports any that remain).
-	e, err := Open(Options{DataDir: dir, PseudonymKey: []byte("bench-pseudonym-key-0123456789"), Logger: quiet, Budget: time.Second})
+	logger := quiet
+	if benchWindow() > 0 {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e, err := Open(Options{DataDir: dir, PseudonymKey: []byte("bench-pseudonym-key-0123456789"), Logger: logger, Budget: time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -328,7 +347,7 @@ func BenchmarkEvaluateOpenLoop(b *testing.B) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0, g0 := cpuTime(), eb.e.Stats().GroupCommits
+	cpu0, g0, s0 := cpuTime(), eb.e.Stats().GroupCommits, walSyncs(b, eb.e)
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
 		sched := start.Add(time.Duration(i) * interval)
@@ -351,6 +370,10 @@ func BenchmarkEvaluateOpenLoop(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	el := time.Since(start)
+	syncs := walSyncs(b, eb.e) - s0
+	if w := benchWindow(); w > 0 && b.N > 1 { // not the framework's first, one-evaluation run
+		printSlowWindows(lat, start, interval, w)
+	}
 	slices.Sort(lat)
 	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))].Microseconds()) / 1e3 }
 	b.ReportMetric(float64(b.N)/el.Seconds(), "evals/s")
@@ -360,6 +383,33 @@ func BenchmarkEvaluateOpenLoop(b *testing.B) {
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
 	b.ReportMetric(float64(degraded.Load()+shed.Load())/float64(b.N), "degraded+shed/op")
 	b.ReportMetric(float64(b.N)/float64(max(eb.e.Stats().GroupCommits-g0, 1)), "evals/commit")
+	b.ReportMetric(float64(b.N)/float64(max(syncs, 1)), "evals/sync")
+}
+
+// walSyncs is how many times Pebble has synced its write-ahead log.
+func walSyncs(tb testing.TB, e *Engine) uint64 {
+	var m dto.Metric
+	if err := e.db.Metrics().LogWriter.FsyncLatency.Write(&m); err != nil {
+		tb.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
+// printSlowWindows prints each window w long (by scheduled arrival) in
+// which answers took over 2 ms: how many, and the window's p99 and max.
+// lat[i] is the answer to the arrival at start + i*interval.
+func printSlowWindows(lat []time.Duration, start time.Time, interval, w time.Duration) {
+	per := max(int(w/interval), 1)
+	for lo := 0; lo < len(lat); lo += per {
+		win := slices.Clone(lat[lo:min(lo+per, len(lat))])
+		slices.Sort(win)
+		i, _ := slices.BinarySearch(win, 2*time.Millisecond+1)
+		if slow := len(win) - i; slow > 0 {
+			fmt.Fprintf(os.Stderr, "window %s: %d of %d answers over 2 ms, p99 %v, max %v\n",
+				start.Add(time.Duration(lo)*interval).Format("15:04:05.000"), slow, len(win),
+				win[len(win)*99/100].Round(10*time.Microsecond), win[len(win)-1].Round(10*time.Microsecond))
+		}
+	}
 }
 
 // BenchmarkGroupCommit measures the committer alone: N goroutines each

@@ -61,7 +61,8 @@ type Options struct {
 	// are durable in the batches' delta records.
 	FlushInterval time.Duration
 	// Logger receives the progress of Open's migration of an older store
-	// layout (migrate.go); default slog.Default().
+	// layout (migrate.go) and, at debug level, each write-back flush;
+	// default slog.Default().
 	Logger *slog.Logger
 	// SweepKeys bounds the state keys one Sweep reads (sweep.go): a pass
 	// over the store takes (state keys / SweepKeys) calls. Default
@@ -99,6 +100,7 @@ type Store struct {
 	locks    [stripes]sync.Mutex
 	vms      sync.Pool
 	wb       writeBack
+	log      *slog.Logger // nil in a scratch store
 
 	hits, loads atomic.Int64 // periods found in memory, read from the DB (Stats)
 
@@ -158,6 +160,7 @@ func Open(opts Options) (*Store, error) {
 		if opts.Logger == nil {
 			opts.Logger = slog.Default()
 		}
+		s.log = opts.Logger
 		if _, err := migrateV1(s.db, opts.Logger); err != nil {
 			return nil, err
 		}
