@@ -140,6 +140,7 @@ func Open(opts Options) (*Store, error) {
 		opts.MaxApplies = DefaultMaxApplies()
 	}
 	s := &Store{
+		turns:    make(chan struct{}, opts.MaxApplies),
 		db:       opts.DB,
 		cat:      opts.Catalog,
 		lists:    opts.Lists,
@@ -148,7 +149,6 @@ func Open(opts Options) (*Store, error) {
 		aliases:  opts.Aliases,
 		cache:    newCache(opts.CacheEntries, opts.Scratch),
 		scratch:  opts.Scratch,
-		turns:    make(chan struct{}, opts.MaxApplies),
 	}
 	s.lastT.Store(math.MinInt64)
 	s.vms.New = func() any { return new(vm.VM) }
