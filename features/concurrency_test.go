@@ -2,10 +2,8 @@ package features
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,64 +112,4 @@ func mkEventConc(at time.Time, acct, dev string, n int) *event.Event {
 	e.Has.Device, e.Device.DeviceID, e.P.Device = true, dev, "pd:"+dev
 	e.Has.Login = true
 	return e
-}
-
-// TestMaxApplies runs 8 goroutines' Applies and Adds through a store that
-// admits 2 at a time: no more than 2 are ever inside at once (each holds
-// its turn a millisecond, so without the bound all 8 would be), the others
-// are counted as waiting, and every event is counted once.
-func TestMaxApplies(t *testing.T) {
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	s := openStore(t, db, clock.NewFake(base), Options{MaxApplies: 2})
-	defer s.Close()
-	var inside, most atomic.Int32
-	afterAdmit = func() {
-		n := inside.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		time.Sleep(time.Millisecond)
-		inside.Add(-1)
-	}
-	defer func() { afterAdmit = nil }()
-	const workers, perWorker = 8, 10
-	at := base.Add(time.Hour)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := range perWorker {
-				ev := mkEventConc(at, "m", "dev", w*perWorker+i)
-				if i%2 == 0 {
-					apply(t, s, db, ev, true)
-				} else {
-					add(t, s, db, ev, true)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if got := most.Load(); got != 2 {
-		t.Errorf("at most %d Applies were inside at once, want 2", got)
-	}
-	if got := s.Stats().ApplyWaits; got == 0 {
-		t.Error("no Apply waited for a turn")
-	}
-	afterAdmit = nil
-	v, err := s.Read(mkEventConc(at, "m", "dev", -1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := valueOf(t, s.cat, v, "login_failures_account_10m").Int; got != workers*perWorker {
-		t.Errorf("%d failures counted, want %d", got, workers*perWorker)
-	}
-}
-
-func TestMaxAppliesDefault(t *testing.T) {
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	s := openStore(t, db, clock.NewFake(base), Options{})
-	defer s.Close()
-	if got, want := cap(s.turns), 2*runtime.NumCPU(); got != want {
-		t.Errorf("%d turns by default, want %d (twice the CPUs)", got, want)
-	}
 }

@@ -72,10 +72,6 @@ type Options struct {
 	// period, entity) deltas wait; they pin their entries in memory on top
 	// of CacheEntries. Default CacheEntries/2.
 	MaxDirty int
-	// MaxApplies bounds the Applies and Adds that run at once; the others
-	// wait for a turn, first come first served (admit.go). Default
-	// DefaultMaxApplies(), twice the CPUs.
-	MaxApplies int
 }
 
 // DefaultCacheEntries is the default Options.CacheEntries.
@@ -103,9 +99,6 @@ type Store struct {
 	log      *slog.Logger // nil in a scratch store
 
 	hits, loads atomic.Int64 // periods found in memory, read from the DB (Stats)
-
-	turns chan struct{} // one token per Apply under way (admit.go)
-	waits atomic.Int64  // Applies that waited for a turn (Stats)
 
 	// diskGen counts the writes of state keys (flushes, erasures, sweeps,
 	// rebuilds); a period preload read before one of them is read again.
@@ -136,11 +129,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.Lateness <= 0 {
 		opts.Lateness = DefaultLateness
 	}
-	if opts.MaxApplies <= 0 {
-		opts.MaxApplies = DefaultMaxApplies()
-	}
 	s := &Store{
-		turns:    make(chan struct{}, opts.MaxApplies),
 		db:       opts.DB,
 		cat:      opts.Catalog,
 		lists:    opts.Lists,
@@ -869,8 +858,6 @@ func (s *Store) Add(ev *event.Event, b *pebble.Batch) (*Pending, error) {
 }
 
 func (s *Store) apply(dst Vector, ev *event.Event, b *pebble.Batch, read bool) (Vector, *Pending, error) {
-	s.admit()
-	defer s.leave()
 	w := workPool.Get().(*work)
 	defer workPool.Put(w)
 	if err := s.prepare(w, ev, false); err != nil {

@@ -536,9 +536,6 @@ type Stats struct {
 	// failed commits.
 	Flushes, DeltasMerged, Rebuilds int64
 	DeltasWaiting                   int
-	// ApplyWaits counts the Applies and Adds that waited for a turn
-	// (Options.MaxApplies).
-	ApplyWaits int64
 	// FlushTime is the time flushes and rebuilds took, in all: an
 	// evaluation that meets one waits longer (for the CPU, and for the
 	// commits of its parts), so its share of the wall clock bounds how
@@ -548,7 +545,7 @@ type Stats struct {
 
 // Stats returns a snapshot of the store's counters.
 func (s *Store) Stats() Stats {
-	st := Stats{PeriodHits: s.hits.Load(), PeriodLoads: s.loads.Load(), ApplyWaits: s.waits.Load()}
+	st := Stats{PeriodHits: s.hits.Load(), PeriodLoads: s.loads.Load()}
 	if s.scratch {
 		return st
 	}

@@ -116,14 +116,13 @@ var (
 	descFeatureMerged    = prometheus.NewDesc("riskd_feature_deltas_merged_total", "Merge operands the feature flushes wrote.", nil, nil)
 	descFeatureWaiting   = prometheus.NewDesc("riskd_feature_deltas_waiting", "Feature deltas waiting for the next flush.", nil, nil)
 	descFeatureRebuilds  = prometheus.NewDesc("riskd_feature_rebuilds_total", "Feature store rebuilds after a failed commit.", nil, nil)
-	descFeatureWaits     = prometheus.NewDesc("riskd_feature_apply_waits_total", "Feature updates that waited for one of the store's turns (features.Options.MaxApplies).", nil, nil)
 )
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descInFlightLimit, descCompactions, descCompRunning, descCompDebt, descCacheHits,
 		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp,
 		descFlushes, descWALBytes, descFlushBytes, descCompBytes,
-		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureFlushTime, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds, descFeatureWaits} {
+		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureFlushTime, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
 		ch <- d
 	}
 }
@@ -159,7 +158,6 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFeatureMerged, prometheus.CounterValue, float64(fs.DeltasMerged))
 	ch <- prometheus.MustNewConstMetric(descFeatureWaiting, prometheus.GaugeValue, float64(fs.DeltasWaiting))
 	ch <- prometheus.MustNewConstMetric(descFeatureRebuilds, prometheus.CounterValue, float64(fs.Rebuilds))
-	ch <- prometheus.MustNewConstMetric(descFeatureWaits, prometheus.CounterValue, float64(fs.ApplyWaits))
 }
 
 // metricsInterceptor counts and times every RPC.
