@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -481,6 +482,12 @@ func TestMetricsAndProfiles(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^riskd_pebble_wal_sync_seconds_count [1-9]`).MatchString(body) {
+		t.Errorf("/metrics counts no write-ahead log syncs after a durable evaluation")
+	}
+	if !regexp.MustCompile(`(?m)^riskd_pebble_wal_sync_seconds_bucket\{le="0\.0001"\} `).MatchString(body) {
+		t.Errorf("/metrics has no WAL sync bucket at 100 µs (Pebble's nanoseconds restated in seconds)")
 	}
 	if strings.Contains(string(body), "riskd_pebble_wal_bytes_total 0\n") {
 		t.Errorf("/metrics counts no write-ahead log bytes after a durable evaluation")

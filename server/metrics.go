@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/auth"
@@ -107,6 +108,7 @@ var (
 	descFlushes       = prometheus.NewDesc("riskd_pebble_flushes_total", "Pebble memtable flushes.", nil, nil)
 	descWALBytes      = prometheus.NewDesc("riskd_pebble_wal_bytes_total", "Bytes written to Pebble's write-ahead log.", nil, nil)
 	descFlushBytes    = prometheus.NewDesc("riskd_pebble_flushed_bytes_total", "Table bytes Pebble's flushes wrote.", nil, nil)
+	descWALSync       = prometheus.NewDesc("riskd_pebble_wal_sync_seconds", "Time each of Pebble's write-ahead log syncs took; its count is the syncs, each shared by a group commit or more.", nil, nil)
 	descCompBytes     = prometheus.NewDesc("riskd_pebble_compacted_bytes_total", "Table bytes Pebble's compactions wrote: with the flushed bytes, the write amplification.", nil, nil)
 
 	descFeatureHits      = prometheus.NewDesc("riskd_feature_state_hits_total", "Feature state periods found in the hot-state cache.", nil, nil)
@@ -122,7 +124,7 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRuleEvals, descRuleHits, descInFlight, descInFlightLimit, descCompactions, descCompRunning, descCompDebt, descCacheHits,
 		descCacheMisses, descCacheSize, descMemtable, descDiskUsage, descReadAmp,
 		descFlushes, descWALBytes, descFlushBytes, descCompBytes,
-		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureFlushTime, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds} {
+		descFeatureHits, descFeatureLoads, descFeatureFlushes, descFeatureFlushTime, descFeatureMerged, descFeatureWaiting, descFeatureRebuilds, descWALSync} {
 		ch <- d
 	}
 }
@@ -150,6 +152,9 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWALBytes, prometheus.CounterValue, float64(w.WAL))
 	ch <- prometheus.MustNewConstMetric(descFlushBytes, prometheus.CounterValue, float64(w.Flushed))
 	ch <- prometheus.MustNewConstMetric(descCompBytes, prometheus.CounterValue, float64(w.Compacted))
+	if m, ok := walSyncHistogram(pm.LogWriter.FsyncLatency); ok {
+		ch <- m
+	}
 	fs := c.eng.Features().Stats()
 	ch <- prometheus.MustNewConstMetric(descFeatureHits, prometheus.CounterValue, float64(fs.PeriodHits))
 	ch <- prometheus.MustNewConstMetric(descFeatureLoads, prometheus.CounterValue, float64(fs.PeriodLoads))
@@ -222,4 +227,19 @@ func pprofMux() http.Handler {
 func (m *metrics) handler(eng *engine.Engine) http.Handler {
 	m.reg.MustRegister(engineCollector{eng})
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// walSyncHistogram restates Pebble's histogram of WAL sync latencies, which
+// it keeps in nanoseconds, in seconds.
+func walSyncHistogram(h prometheus.Histogram) (prometheus.Metric, bool) {
+	var m dto.Metric
+	if h == nil || h.Write(&m) != nil {
+		return nil, false
+	}
+	hist := m.GetHistogram()
+	buckets := make(map[float64]uint64, len(hist.GetBucket()))
+	for _, b := range hist.GetBucket() {
+		buckets[b.GetUpperBound()/1e9] = b.GetCumulativeCount()
+	}
+	return prometheus.MustNewConstHistogram(descWALSync, hist.GetSampleCount(), hist.GetSampleSum()/1e9, buckets), true
 }
