@@ -88,6 +88,31 @@ settle() {
 	echo "store still compacting after 2 min; measuring anyway"
 }
 tool_us() { awk -v n="$1" '{printf "%.1f", ($1 + $2) * 1e6 / n}' "$out/tool-cpu"; } # per request
+# syncs_at saves riskd's WAL sync histogram (riskd_pebble_wal_sync_seconds);
+# syncs_since reports the syncs between two saves: how many requests each
+# carried (a synced group commit costs the same CPU whatever it carries),
+# their mean and the bucket that holds their p99.
+syncs_at() { curl -s http://127.0.0.1:$port/metrics | grep '^riskd_pebble_wal_sync_seconds' >"$out/syncs-$1"; }
+syncs_since() {
+	python3 - "$out/syncs-$1" "$out/syncs-$2" "$3" <<'PY'
+import re, sys
+def read(path):
+    m = {}
+    for line in open(path):
+        name, value = line.rsplit(" ", 1)
+        m[name] = float(value)
+    return m
+a, b, n = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+d = {k: b[k] - a.get(k, 0) for k in b}
+count = d.get("riskd_pebble_wal_sync_seconds_count", 0)
+if count <= 0:
+    sys.exit(print("WAL syncs: none"))
+buckets = sorted((float(re.search(r'le="([^"]+)"', k).group(1)), v) for k, v in d.items() if "_bucket" in k)
+p99 = next(le for le, c in buckets if c >= 0.99 * count)
+print("WAL syncs: %d, %.1f requests each, mean %.2f ms, p99 <= %.1f ms"
+      % (count, n / count, d["riskd_pebble_wal_sync_seconds_sum"] / count * 1e3, p99 * 1e3))
+PY
+}
 
 echo "machine: $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ -n $populate ]]; then
@@ -95,11 +120,14 @@ if [[ -n $populate ]]; then
 fi
 settle
 c0=$(cpu $rpid)
+syncs_at closed0
 bench --server http://127.0.0.1:$port --clients "$clients" --out "$out/riskd-closed.json" >"$out/riskd-closed.txt"
 c1=$(cpu $rpid)
+syncs_at closed1
 read -r n rate p50 p99 errs < <(jq_ok "$out/riskd-closed.json")
 riskd_cpu=$(echo "scale=1; ($c1 - $c0) * 1000000 / $tck / $n" | bc)
 echo "riskd  closed loop, $clients clients: $rate ok/s, p50 $p50 ms, p99 $p99 ms, errors $errs; server CPU $riskd_cpu µs/request, load tool $(tool_us "$n") µs/request"
+echo "       $(syncs_since closed0 closed1 "$n")"
 
 f0=$(cpu $fpid)
 bench --target floor --floor-server http://127.0.0.1:$fport --clients "$clients" --out "$out/floor-closed.json" >"$out/floor-closed.txt"
@@ -111,8 +139,11 @@ echo "riskd / floor: throughput $(echo "scale=3; $rate / $frate" | bc); server C
 
 half=$(( ${rate%.*} / 2 ))
 settle
+syncs_at open0
 bench --server http://127.0.0.1:$port --rate "$half" --out "$out/riskd-open.json" ${trace:+--latency-log "$out/open"} >"$out/riskd-open.txt"
+syncs_at open1
 read -r on orate op50 op99 oerrs < <(jq_ok "$out/riskd-open.json")
 echo "riskd  open loop at $half/s: $orate ok/s, p50 $op50 ms, p99 $op99 ms, errors $oerrs"
+echo "       $(syncs_since open0 open1 "$on")"
 [[ -z $trace ]] || python3 bench/connect/spikes.py "$out"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg); reports in $out"
