@@ -90,12 +90,25 @@ func entryHash(seq uint64, prev [32]byte, kind Kind, ref []byte, dg [32]byte) [3
 	return sha256.Sum256(b)
 }
 
-func encodeRecord(dst []byte, seq uint64, pseud string, body []byte) []byte {
-	dst = append(dst, recordV1)
-	dst = binary.BigEndian.AppendUint64(dst, seq)
-	dst = binary.AppendUvarint(dst, uint64(len(pseud)))
-	dst = append(dst, pseud...)
-	return append(dst, body...)
+// A record's encoding, written by encodeRecord and read by decodeRecord:
+//
+//	version (1) || seq (8, big-endian) || [redacted only: the original's
+//	digest (32) || the erasure's seq (8)] || uvarint len(pseud) || pseud || body
+//
+// The seq sits at rec[1:recordSeqEnd], where Append sets it at commit.
+const recordSeqEnd = 1 + 8
+
+// encodeRecord appends r's encoding to dst.
+func encodeRecord(dst []byte, r *record) []byte {
+	dst = append(dst, r.version)
+	dst = binary.BigEndian.AppendUint64(dst, r.seq)
+	if r.version == recordRedacted {
+		dst = append(dst, r.origDigest[:]...)
+		dst = binary.BigEndian.AppendUint64(dst, r.erasureSeq)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.pseud)))
+	dst = append(dst, r.pseud...)
+	return append(dst, r.body...)
 }
 
 // record is a decoded decision record.
@@ -110,12 +123,12 @@ type record struct {
 
 func decodeRecord(v []byte) (record, error) {
 	var r record
-	if len(v) < 9 {
+	if len(v) < recordSeqEnd {
 		return r, errors.New("record too short")
 	}
 	r.version = v[0]
-	r.seq = binary.BigEndian.Uint64(v[1:9])
-	v = v[9:]
+	r.seq = binary.BigEndian.Uint64(v[1:recordSeqEnd])
+	v = v[recordSeqEnd:]
 	switch r.version {
 	case recordV1:
 	case recordRedacted:

@@ -1,7 +1,6 @@
 package decisions
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,13 +107,8 @@ func (l *Log) AppendErasure(b *pebble.Batch, accountPseudonym, actor string, red
 		if err != nil {
 			return ErasureEntry{}, fmt.Errorf("decisions: erase %s: %w", id, err)
 		}
-		nv := make([]byte, 0, 50+len(body))
-		nv = append(nv, recordRedacted)
-		nv = binary.BigEndian.AppendUint64(nv, rec.seq)
-		nv = append(nv, orig[:]...)
-		nv = binary.BigEndian.AppendUint64(nv, eseq)
-		nv = binary.AppendUvarint(nv, 0) // the pseudonym goes
-		nv = append(nv, body...)
+		// The pseudonym goes.
+		nv := encodeRecord(nil, &record{version: recordRedacted, seq: rec.seq, origDigest: orig, erasureSeq: eseq, body: body})
 		if err := b.Set(decisionKey(id), nv, nil); err != nil {
 			return ErasureEntry{}, fmt.Errorf("decisions: erase %s: %w", id, err)
 		}

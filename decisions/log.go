@@ -285,7 +285,7 @@ func (l *Log) prepare(d *riskv1.Decision, accountPseudonym string, features map[
 	if event != nil {
 		size += protowire.SizeTag(fieldEvent) + protowire.SizeBytes(len(event))
 	}
-	rec := encodeRecord(recordBuf(size), 0, accountPseudonym, nil)
+	rec := encodeRecord(recordBuf(size), &record{version: recordV1, pseud: accountPseudonym})
 	rec, err = appendOpts.MarshalAppend(rec, d)
 	if err != nil {
 		return nil, fmt.Errorf("decisions: marshal %s: %w", d.GetDecisionId(), err)
@@ -312,7 +312,7 @@ func (l *Log) Append(b *pebble.Batch, p *Pending) error {
 		return fmt.Errorf("decisions: append %s: appended before", p.id)
 	}
 	seq := l.head.Seq + 1
-	binary.BigEndian.PutUint64(rec[1:9], seq)
+	binary.BigEndian.PutUint64(rec[1:recordSeqEnd], seq)
 	ref := p.id[:]
 	k := appendDecisionKey(l.scratch[:0], p.id)
 	if err := b.Set(k, rec, nil); err != nil {

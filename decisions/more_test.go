@@ -88,7 +88,8 @@ func TestVerifyWhileAppending(t *testing.T) {
 // FuzzDecodeStored: stored bytes an attacker may have edited never panic the
 // decoders that Verify and Get use.
 func FuzzDecodeStored(f *testing.F) {
-	f.Add(encodeRecord(nil, 7, "p:alice", []byte{0x0a, 0x01, 'x'}))
+	f.Add(encodeRecord(nil, &record{version: recordV1, seq: 7, pseud: "p:alice", body: []byte{0x0a, 0x01, 'x'}}))
+	f.Add(encodeRecord(nil, &record{version: recordRedacted, seq: 8, origDigest: [32]byte{3}, erasureSeq: 9, body: []byte{0x0a, 0x01, 'y'}}))
 	f.Add(encodeEntry(nil, KindDecision, [32]byte{1}, make([]byte, 16), nil))
 	f.Add(encodeEntry(nil, KindAppeal, [32]byte{2}, nil, []byte(`{"appeal_id":"x"}`)))
 	f.Add([]byte{recordRedacted, 0, 0, 0, 0, 0, 0, 0, 1})

@@ -29,6 +29,12 @@ func decisionField(name string) protowire.Number {
 	return fd.Number()
 }
 
+// recordHeaderLen is the length of a recordV1 encoding's header (see
+// encodeRecord), all but the body, for pseud.
+func recordHeaderLen(pseud string) int {
+	return recordSeqEnd + protowire.SizeVarint(uint64(len(pseud))) + len(pseud)
+}
+
 // google.protobuf.Value's field numbers and a map entry's.
 const (
 	valueNull   protowire.Number = 1
@@ -38,11 +44,6 @@ const (
 	entryKey    protowire.Number = 1
 	entryValue  protowire.Number = 2
 )
-
-// recordHeaderLen is the length of encodeRecord's header for pseud.
-func recordHeaderLen(pseud string) int {
-	return 1 + 8 + protowire.SizeVarint(uint64(len(pseud))) + len(pseud)
-}
 
 // valueLen is the encoded length of v: the common kinds by hand, others
 // (lists, structs: no feature has one) as protobuf sizes them.
