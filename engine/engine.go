@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -342,13 +343,13 @@ func (e *Engine) seenKey(eventID string) []byte {
 // is seenKey(eventID); during a key rotation a miss tries the old keys. An
 // id the idempotency filter has never seen is new without a read.
 func (e *Engine) lookupSeen(key []byte, eventID string) (*riskv1.Decision, bool, error) {
-	if !e.seen.mayContain(key) && !e.seenUnderOldKeys(eventID) {
+	old := e.oldSeenKeys(eventID) // only during a rotation
+	if !e.seen.mayContain(key) && !slices.ContainsFunc(old, e.seen.mayContain) {
 		return nil, false, nil
 	}
 	v, closer, err := e.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) && len(e.opts.OldPseudonymKeys) > 0 {
-		// Only during a rotation: it costs an HMAC per key on every new event.
-		v, closer, err = e.lookupSeenOld(eventID)
+	for i := 0; errors.Is(err, pebble.ErrNotFound) && i < len(old); i++ {
+		v, closer, err = e.db.Get(old[i])
 	}
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil

@@ -2,11 +2,8 @@ package engine
 
 import (
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	riskv1 "github.com/riskd/riskd/api/gen/risk/v1"
 	"github.com/riskd/riskd/decisions"
@@ -23,30 +20,19 @@ import (
 // the data-rights calls (ExportSubject, EraseSubject). See README "Key
 // rotation" for what does not follow an old key.
 
-// lookupSeenOld looks an event id up under the old keys.
-func (e *Engine) lookupSeenOld(eventID string) ([]byte, io.Closer, error) {
-	ps := e.norm.Pseudonyms("event_id", eventID)
-	for _, p := range ps[1:] {
-		v, c, err := e.db.Get(append([]byte{keys.EventSeen}, p...))
-		if err != pebble.ErrNotFound {
-			return v, c, err
-		}
-	}
-	return nil, nil, pebble.ErrNotFound
-}
-
-// seenUnderOldKeys reports whether the idempotency filter may hold the
-// event id under an old key (false without a rotation).
-func (e *Engine) seenUnderOldKeys(eventID string) bool {
+// oldSeenKeys returns the event id's idempotency keys under the old
+// pseudonym keys; nil without a rotation. Each costs an HMAC, so lookupSeen
+// computes them once and checks both the filter and the store with them.
+func (e *Engine) oldSeenKeys(eventID string) [][]byte {
 	if len(e.opts.OldPseudonymKeys) == 0 {
-		return false
+		return nil
 	}
-	for _, p := range e.norm.Pseudonyms("event_id", eventID)[1:] {
-		if e.seen.mayContain(append([]byte{keys.EventSeen}, p...)) {
-			return true
-		}
+	ps := e.norm.Pseudonyms("event_id", eventID)[1:]
+	ks := make([][]byte, len(ps))
+	for i, p := range ps {
+		ks[i] = append([]byte{keys.EventSeen}, p...)
 	}
-	return false
+	return ks
 }
 
 // AccountPseudonyms returns the account's pseudonym under the current key,
