@@ -24,10 +24,10 @@ import (
 // pseudonym keys; nil without a rotation. Each costs an HMAC, so lookupSeen
 // computes them once and checks both the filter and the store with them.
 func (e *Engine) oldSeenKeys(eventID string) [][]byte {
-	if len(e.opts.OldPseudonymKeys) == 0 {
+	ps := e.norm.OldKeyPseudonyms("event_id", eventID)
+	if ps == nil {
 		return nil
 	}
-	ps := e.norm.Pseudonyms("event_id", eventID)[1:]
 	ks := make([][]byte, len(ps))
 	for i, p := range ps {
 		ks[i] = append([]byte{keys.EventSeen}, p...)

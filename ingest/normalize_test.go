@@ -387,6 +387,12 @@ func TestPseudonymRotation(t *testing.T) {
 	if len(all) != 2 || all[0] != after.Pseudonym(KindIMEI, rawIMEI) || all[1] != old {
 		t.Errorf("Pseudonyms = %v, want [current, %s]", all, old)
 	}
+	if olds := after.OldKeyPseudonyms(KindIMEI, rawIMEI); len(olds) != 1 || olds[0] != old {
+		t.Errorf("OldKeyPseudonyms = %v, want [%s]", olds, old)
+	}
+	if olds := before.OldKeyPseudonyms(KindIMEI, rawIMEI); olds != nil {
+		t.Errorf("OldKeyPseudonyms without a rotation = %v, want nil", olds)
+	}
 	if after.Pseudonym(KindIMEI, rawIMEI) == after.Pseudonym(KindIMSI, rawIMEI) {
 		t.Error("kinds are not domain-separated")
 	}

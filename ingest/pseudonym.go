@@ -185,8 +185,21 @@ func (n *Normalizer) Pseudonym(kind, value string) string {
 // each, so that data written under an old key is still found until it
 // expires.
 func (n *Normalizer) Pseudonyms(kind, value string) []string {
-	out := make([]string, len(n.macs))
-	for i, m := range n.macs {
+	return pseudonymsUnder(n.macs, kind, value)
+}
+
+// OldKeyPseudonyms is Pseudonyms without the current key's, for a caller
+// that has that one already; nil without a rotation.
+func (n *Normalizer) OldKeyPseudonyms(kind, value string) []string {
+	if len(n.macs) < 2 {
+		return nil
+	}
+	return pseudonymsUnder(n.macs[1:], kind, value)
+}
+
+func pseudonymsUnder(macs []*keyedMAC, kind, value string) []string {
+	out := make([]string, len(macs))
+	for i, m := range macs {
 		out[i] = pseudonymOf(m, kind, value)
 	}
 	return out
