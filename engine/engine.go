@@ -343,11 +343,18 @@ func (e *Engine) seenKey(eventID string) []byte {
 // is seenKey(eventID); during a key rotation a miss tries the old keys. An
 // id the idempotency filter has never seen is new without a read.
 func (e *Engine) lookupSeen(key []byte, eventID string) (*riskv1.Decision, bool, error) {
-	old := e.oldSeenKeys(eventID) // only during a rotation
-	if !e.seen.mayContain(key) && !slices.ContainsFunc(old, e.seen.mayContain) {
-		return nil, false, nil
+	// The id's keys under a rotation's old keys (nil without one), computed
+	// at most once and only when the current key does not settle it.
+	var old [][]byte
+	if !e.seen.mayContain(key) {
+		if old = e.oldSeenKeys(eventID); !slices.ContainsFunc(old, e.seen.mayContain) {
+			return nil, false, nil
+		}
 	}
 	v, closer, err := e.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) && old == nil {
+		old = e.oldSeenKeys(eventID)
+	}
 	for i := 0; errors.Is(err, pebble.ErrNotFound) && i < len(old); i++ {
 		v, closer, err = e.db.Get(old[i])
 	}
