@@ -134,22 +134,14 @@ func Backtest(opts BacktestOptions) (*BacktestReport, error) {
 			label = opts.Label(ev)
 		}
 		liveFired = liveFired[:0]
-		if memo != nil {
-			memo.st.reset(ev, fv, opts.Live.kinds, opts.Lists)
-			memo.second = false
-			clear(memo.fired)
-		}
-		before, err := opts.Live.evaluate(ev, fv, opts.Lists, false, func(r *rule) { liveFired = append(liveFired, r.id) }, memo)
+		before, err := opts.Live.evaluate(ev, fv, opts.Lists, false, func(r *rule) { liveFired = append(liveFired, r.id) }, memo.forFirst(ev, fv, opts.Live.kinds, opts.Lists))
 		if err != nil {
 			return fmt.Errorf("rules: backtest: event %s: %w", ev.EventID, err)
 		}
 		after := before
 		candFired = candFired[:0]
 		if opts.Candidate != nil {
-			if memo != nil {
-				memo.second = true
-			}
-			if after, err = opts.Candidate.evaluate(ev, fv, opts.Lists, false, func(r *rule) { candFired = append(candFired, r.id) }, memo); err != nil {
+			if after, err = opts.Candidate.evaluate(ev, fv, opts.Lists, false, func(r *rule) { candFired = append(candFired, r.id) }, memo.forSecond()); err != nil {
 				return fmt.Errorf("rules: backtest: event %s: %w", ev.EventID, err)
 			}
 		} else {

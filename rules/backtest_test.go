@@ -81,6 +81,14 @@ func candidateFiles() []File {
     when: "!login.success"
     action: deny
     reason: {en: "Failed sign-in", zh: "登录失败"}
+  # The condition of a live attendance rule, on other events: the live
+  # rule's result for it is not this event's (the memo must not reuse it).
+  - id: candidate.tampered_device_login
+    description: a rooted, emulated or hooked device signing in
+    applies_to: [LOGIN, PAYMENT]
+    when: device.rooted || device.emulator || len(device.hook_frameworks) > 0
+    score: 10
+    reason: {en: "Tampered device", zh: "设备被篡改"}
 `)})
 }
 

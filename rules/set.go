@@ -109,10 +109,30 @@ func (s *Set) Evaluate(ev *event.Event, fv features.Vector, lists Lists) (Result
 // ran takes that rule's result. Conditions are the same program only over
 // the same features (sameFeatures).
 type evalMemo struct {
-	st     *evalState // reset for the event by the caller
+	st     *evalState // reset for the event by forFirst
 	second bool       // evaluating the second set
 	fired  []int8     // by first-set rule index: 0 not run, 1 fired, -1 not
 	same   []int      // by second-set rule index: the first set's rule with its condition, or -1
+}
+
+// forFirst readies the memo for the first set's run on ev, forgetting the
+// previous event; nil stays nil (no memo).
+func (m *evalMemo) forFirst(ev *event.Event, fv features.Vector, kinds []features.Kind, lists Lists) *evalMemo {
+	if m != nil {
+		m.st.reset(ev, fv, kinds, lists)
+		m.second = false
+		clear(m.fired)
+	}
+	return m
+}
+
+// forSecond readies the memo for the second set's run on the same event,
+// which takes the first set's results for the conditions they share.
+func (m *evalMemo) forSecond() *evalMemo {
+	if m != nil {
+		m.second = true
+	}
+	return m
 }
 
 // evaluate runs the set; record says whether to count statistics (not in
